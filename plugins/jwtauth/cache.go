@@ -1,0 +1,68 @@
+package jwtauth
+
+import (
+	"crypto/sha256"
+	"sync"
+)
+
+// tokenCache is a bounded cache of verdicts keyed by the SHA-256 of the token. It keeps two
+// generations of at most max/2 entries each: when the current one fills up it becomes the old
+// one and the previous old one is dropped; a hit in the old generation is moved forward. So
+// recently used tokens stay, memory is bounded, and every operation is O(1).
+type tokenCache struct {
+	mu   sync.Mutex
+	cur  map[string]*verdict
+	old  map[string]*verdict
+	half int
+}
+
+func newTokenCache(size int) *tokenCache {
+	if size <= 0 {
+		return nil
+	}
+	half := size / 2
+	if half < 1 {
+		half = 1
+	}
+	return &tokenCache{cur: make(map[string]*verdict, half), old: map[string]*verdict{}, half: half}
+}
+
+func cacheKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return string(sum[:])
+}
+
+func (c *tokenCache) get(key string) *verdict {
+	c.mu.Lock()
+	v := c.cur[key]
+	if v == nil {
+		v = c.old[key]
+		if v != nil {
+			delete(c.old, key)
+			c.putLocked(key, v)
+		}
+	}
+	c.mu.Unlock()
+	return v
+}
+
+func (c *tokenCache) put(key string, v *verdict) {
+	c.mu.Lock()
+	c.putLocked(key, v)
+	c.mu.Unlock()
+}
+
+func (c *tokenCache) putLocked(key string, v *verdict) {
+	if len(c.cur) >= c.half {
+		c.old = c.cur
+		c.cur = make(map[string]*verdict, c.half)
+	}
+	c.cur[key] = v
+}
+
+func (c *tokenCache) len() int {
+	c.mu.Lock()
+	n := len(c.cur) + len(c.old)
+	c.mu.Unlock()
+	return n
+}

@@ -1,0 +1,310 @@
+// Package jwtauth is a Traefik middleware plugin that validates Keycloak-issued JWT access
+// tokens against the issuer's JWKS and forwards selected claims to the upstream as headers.
+//
+// Traefik runs it interpreted by Yaegi: keep one assignment per line (no `a, b = x, f()`) and
+// one condition per `case` in tagless switches; integration/yaegiguard enforces both.
+package jwtauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
+// Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
+// Durations are strings parsed with time.ParseDuration.
+type Config struct {
+	// Issuer is the token's expected `iss`, e.g. https://kc.example/realms/pavilion. Required.
+	Issuer string `json:"issuer,omitempty"`
+	// JWKSURL is where the signing keys are fetched. Default: `jwks_uri` from
+	// {issuer}/.well-known/openid-configuration.
+	JWKSURL string `json:"jwksUrl,omitempty"`
+	// Audiences: if set, the token's `aud` (string or array) must contain at least one of them.
+	Audiences []string `json:"audiences,omitempty"`
+	// Algorithms is the allow-list of signature algorithms. Default [RS256]. HS* and none are
+	// never allowed: a gateway must not share a secret with the IdP.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s.
+	Leeway string `json:"leeway,omitempty"`
+	// RequiredScopes must all be in the space-separated `scope` claim.
+	RequiredScopes []string `json:"requiredScopes,omitempty"`
+	// RequiredRoles: at least one must be held. "role" is a realm role (realm_access.roles);
+	// "client:role" a client role (resource_access.<client>.roles), split at the first colon.
+	RequiredRoles []string `json:"requiredRoles,omitempty"`
+	// ClaimHeaders maps a claim path (dots for nesting) to the request header the upstream
+	// receives; arrays are joined with ",". Setting it replaces the default map (see
+	// DefaultClaimHeaders). Headers named here that the client sent are always removed.
+	ClaimHeaders map[string]string `json:"claimHeaders,omitempty"`
+	// ForwardToken: false removes the Authorization header (and the token cookie) before the
+	// upstream. Default true.
+	ForwardToken bool `json:"forwardToken,omitempty"`
+	// TokenCookie reads the token from this cookie when there is no Bearer Authorization header.
+	TokenCookie string `json:"tokenCookie,omitempty"`
+	// Optional: a request with no token passes as anonymous; a bad token is still refused.
+	Optional bool `json:"optional,omitempty"`
+	// RefreshInterval is the period of the background JWKS refresh. Default 15m.
+	RefreshInterval string `json:"refreshInterval,omitempty"`
+	// MinRefreshInterval: a token with an unknown kid triggers at most one JWKS fetch per
+	// interval (shared by all requests waiting for it). Default 10s.
+	MinRefreshInterval string `json:"minRefreshInterval,omitempty"`
+	// Realm is the realm parameter of WWW-Authenticate. Default "pavilion".
+	Realm string `json:"realm,omitempty"`
+	// FetchTimeout bounds one discovery or JWKS fetch, and how long a request waits for it.
+	// Default 5s.
+	FetchTimeout string `json:"fetchTimeout,omitempty"`
+	// CacheSize bounds the cache of verified tokens (keyed by a SHA-256 of the token, never
+	// used past the token's exp). 0 disables it. Default 10000.
+	CacheSize int `json:"cacheSize,omitempty"`
+}
+
+// DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
+func DefaultClaimHeaders() map[string]string {
+	return map[string]string{
+		"sub":                "X-Auth-Subject",
+		"azp":                "X-Auth-Client",
+		"preferred_username": "X-Auth-Username",
+		"realm_access.roles": "X-Auth-Roles",
+		"scope":              "X-Auth-Scopes",
+	}
+}
+
+// CreateConfig returns the default configuration. Collections (algorithms, claimHeaders) are
+// defaulted in New when left empty: Traefik's decoder merges user maps into a non-nil default
+// map instead of replacing it.
+func CreateConfig() *Config {
+	return &Config{
+		Leeway:             "30s",
+		ForwardToken:       true,
+		RefreshInterval:    "15m",
+		MinRefreshInterval: "10s",
+		Realm:              "pavilion",
+		FetchTimeout:       "5s",
+		CacheSize:          10000,
+	}
+}
+
+// claimHeader is one compiled claimHeaders entry.
+type claimHeader struct {
+	path   []string
+	header string // canonical
+}
+
+// roleReq is one compiled requiredRoles entry; client is empty for a realm role.
+type roleReq struct {
+	client string
+	role   string
+}
+
+// settings is the validated, compiled configuration; ServeHTTP only reads it.
+type settings struct {
+	issuer       string
+	jwksURL      string
+	audiences    []string
+	algorithms   []string
+	leeway       time.Duration
+	scopes       []string
+	roles        []roleReq
+	headers      []claimHeader
+	forwardToken bool
+	cookie       string
+	optional     bool
+	refresh      time.Duration
+	minRefresh   time.Duration
+	fetchTimeout time.Duration
+	realm        string
+	cacheSize    int
+}
+
+var supportedAlgorithms = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+// reservedHeaders may not receive claims: overwriting them would break the request itself.
+var reservedHeaders = map[string]bool{
+	"Authorization": true, "Cookie": true, "Host": true, "Content-Length": true,
+	"Content-Type": true, "Transfer-Encoding": true, "Connection": true, "Upgrade": true,
+	"Te": true, "Trailer": true, "Proxy-Authorization": true, "Keep-Alive": true,
+}
+
+// compile validates the configuration and reports every problem at once, each naming the key.
+func (c *Config) compile() (*settings, error) {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	s := &settings{
+		forwardToken: c.ForwardToken,
+		optional:     c.Optional,
+		cacheSize:    c.CacheSize,
+	}
+
+	s.issuer = strings.TrimSpace(c.Issuer)
+	if s.issuer == "" {
+		bad("issuer", "required (the token's iss, e.g. https://kc.example/realms/pavilion)")
+	} else if !isHTTPURL(s.issuer) {
+		bad("issuer", "must be an http(s) URL, got %q", s.issuer)
+	}
+	s.jwksURL = strings.TrimSpace(c.JWKSURL)
+	if s.jwksURL != "" && !isHTTPURL(s.jwksURL) {
+		bad("jwksUrl", "must be an http(s) URL, got %q", s.jwksURL)
+	}
+
+	s.audiences = cleanList(c.Audiences)
+
+	s.algorithms = cleanList(c.Algorithms)
+	if len(s.algorithms) == 0 {
+		s.algorithms = []string{"RS256"}
+	}
+	for _, alg := range s.algorithms {
+		if !supportedAlgorithms[alg] {
+			bad("algorithms", "%q is not allowed (use RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", alg)
+		}
+	}
+
+	s.leeway = parseDuration(&errs, "leeway", c.Leeway, 0, 10*time.Minute)
+	s.refresh = parseDuration(&errs, "refreshInterval", c.RefreshInterval, time.Second, 7*24*time.Hour)
+	s.minRefresh = parseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, 0, 24*time.Hour)
+	s.fetchTimeout = parseDuration(&errs, "fetchTimeout", c.FetchTimeout, 10*time.Millisecond, time.Minute)
+
+	s.scopes = cleanList(c.RequiredScopes)
+	for _, sc := range s.scopes {
+		if strings.ContainsAny(sc, " \"\\") || hasControl(sc) {
+			bad("requiredScopes", "invalid scope %q", sc)
+		}
+	}
+	for _, r := range cleanList(c.RequiredRoles) {
+		req := roleReq{role: r}
+		if i := strings.IndexByte(r, ':'); i >= 0 {
+			req.client = r[:i]
+			req.role = r[i+1:]
+			if req.client == "" || req.role == "" {
+				bad("requiredRoles", "%q: a client role is written client:role", r)
+				continue
+			}
+		}
+		s.roles = append(s.roles, req)
+	}
+
+	claimHeaders := c.ClaimHeaders
+	if len(claimHeaders) == 0 {
+		claimHeaders = DefaultClaimHeaders()
+	}
+	paths := make([]string, 0, len(claimHeaders))
+	for p := range claimHeaders {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	seen := map[string]string{}
+	for _, p := range paths {
+		h := http.CanonicalHeaderKey(strings.TrimSpace(claimHeaders[p]))
+		cp := strings.TrimSpace(p)
+		switch {
+		case cp == "" || strings.Contains(cp, ".."):
+			bad("claimHeaders", "invalid claim path %q", p)
+		case !isToken(h):
+			bad("claimHeaders", "%s: invalid header name %q", p, claimHeaders[p])
+		case reservedHeaders[h]:
+			bad("claimHeaders", "%s: header %q is reserved", p, h)
+		case seen[h] != "":
+			bad("claimHeaders", "%s and %s both map to header %q", seen[h], p, h)
+		default:
+			seen[h] = p
+			s.headers = append(s.headers, claimHeader{path: strings.Split(cp, "."), header: h})
+		}
+	}
+
+	s.cookie = strings.TrimSpace(c.TokenCookie)
+	if s.cookie != "" && !isToken(s.cookie) {
+		bad("tokenCookie", "invalid cookie name %q", c.TokenCookie)
+	}
+	s.realm = c.Realm
+	if s.realm == "" || strings.ContainsAny(s.realm, "\"\\") || hasControl(s.realm) {
+		bad("realm", "must be non-empty without quotes, backslashes or control characters, got %q", c.Realm)
+	}
+	if c.CacheSize < 0 || c.CacheSize > 10000000 {
+		bad("cacheSize", "must be between 0 and 10000000, got %d", c.CacheSize)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+func parseDuration(errs *[]error, key, value string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(value))
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"30s\")", key, value))
+		return 0
+	}
+	if d < lo || d > hi {
+		*errs = append(*errs, fmt.Errorf("%s: %q is out of range [%s, %s]", key, value, lo, hi))
+	}
+	return d
+}
+
+// cleanList trims items and drops empty ones: Traefik splits "a, b" into ["a", " b"].
+func cleanList(in []string) []string {
+	var out []string
+	for _, v := range in {
+		v = strings.TrimSpace(v)
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Scheme == "https" || u.Scheme == "http"
+}
+
+// tokenChars are the RFC 9110 tchar bytes, as a table (see the Yaegi note in the package doc).
+var tokenChars = func() [256]bool {
+	var t [256]bool
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}

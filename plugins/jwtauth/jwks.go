@@ -1,0 +1,274 @@
+package jwtauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxDocumentBytes bounds a discovery document or JWKS response.
+const maxDocumentBytes = 1 << 20
+
+// jwksCache holds the issuer's current key set. The set is an immutable snapshot replaced
+// whole; fetches are single-flight, and fetches caused by unknown kids are rate-limited to one
+// per minRefresh. A failed fetch, or one with no usable key, keeps the last good set.
+type jwksCache struct {
+	issuer     string
+	jwksURL    string // configured; empty means OIDC discovery
+	client     *http.Client
+	timeout    time.Duration
+	minRefresh time.Duration
+	refresh    time.Duration
+	now        func() time.Time
+	logf       func(format string, args ...any)
+
+	mu          sync.Mutex
+	keys        *keySet
+	gen         int64 // bumped whenever keys changes
+	raw         []byte
+	discovered  string
+	inflight    chan struct{}
+	lastAttempt time.Time
+	lastErr     error
+	lastOK      time.Time
+}
+
+func newJWKSCache(s *settings, logf func(string, ...any)) *jwksCache {
+	return &jwksCache{
+		issuer:     s.issuer,
+		jwksURL:    s.jwksURL,
+		client:     &http.Client{Timeout: s.fetchTimeout},
+		timeout:    s.fetchTimeout,
+		minRefresh: s.minRefresh,
+		refresh:    s.refresh,
+		now:        time.Now,
+		logf:       logf,
+	}
+}
+
+// current returns the key set snapshot and its generation.
+func (c *jwksCache) current() (*keySet, int64) {
+	c.mu.Lock()
+	ks := c.keys
+	gen := c.gen
+	c.mu.Unlock()
+	return ks, gen
+}
+
+// generation returns the generation of the current key set.
+func (c *jwksCache) generation() int64 {
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	return gen
+}
+
+// lookup finds the key for kid/alg. When none fits, it waits for one JWKS fetch (shared with
+// concurrent callers, at most one per minRefresh) and looks again.
+func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (*verifyKey, int64) {
+	ks, gen := c.current()
+	if k := ks.find(kid, alg); k != nil {
+		return k, gen
+	}
+	c.refreshAndWait(ctx, true)
+	ks, gen = c.current()
+	return ks.find(kid, alg), gen
+}
+
+// refreshAndWait starts a fetch unless one is running (or, when limited, one was attempted
+// less than minRefresh ago) and waits for the running fetch, the request's end or the timeout.
+func (c *jwksCache) refreshAndWait(ctx context.Context, limited bool) {
+	ch := c.start(limited)
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(c.timeout + 100*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// start returns the channel of the in-flight fetch, starting one if allowed; nil if not.
+func (c *jwksCache) start(limited bool) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight != nil {
+		return c.inflight
+	}
+	now := c.now()
+	if limited && !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.minRefresh {
+		return nil
+	}
+	ch := make(chan struct{})
+	c.inflight = ch
+	c.lastAttempt = now
+	go c.fetch(ch)
+	return ch
+}
+
+// fetch runs one discovery (when needed) and JWKS fetch, then publishes the result.
+func (c *jwksCache) fetch(done chan struct{}) {
+	ks, raw, err := c.download()
+	c.mu.Lock()
+	changed := false
+	if err == nil {
+		c.lastOK = c.now()
+		if !bytes.Equal(raw, c.raw) {
+			c.keys = ks
+			c.raw = raw
+			c.gen++
+			changed = true
+		}
+	}
+	c.lastErr = err
+	c.inflight = nil
+	n := 0
+	if c.keys != nil {
+		n = len(c.keys.all)
+	}
+	c.mu.Unlock()
+	close(done)
+	if err != nil {
+		c.logf("JWKS refresh failed, keeping the last good key set (%d keys): %v", n, err)
+	} else if changed {
+		c.logf("JWKS refreshed: %d usable keys", n)
+	}
+}
+
+// download fetches and parses the key set; a set with no usable key is an error.
+func (c *jwksCache) download() (*keySet, []byte, error) {
+	url := c.jwksURL
+	if url == "" {
+		c.mu.Lock()
+		url = c.discovered
+		c.mu.Unlock()
+		if url == "" {
+			u, err := c.discover()
+			if err != nil {
+				return nil, nil, err
+			}
+			url = u
+			c.mu.Lock()
+			c.discovered = u
+			c.mu.Unlock()
+		}
+	}
+	body, err := c.get(url)
+	if err != nil {
+		if c.jwksURL == "" {
+			c.mu.Lock()
+			c.discovered = "" // discover again next time: the jwks_uri may have moved
+			c.mu.Unlock()
+		}
+		return nil, nil, fmt.Errorf("fetching JWKS: %w", err)
+	}
+	ks, skipped, err := parseKeySet(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ks.all) == 0 {
+		return nil, nil, fmt.Errorf("JWKS at %s has no usable key (%s)", url, strings.Join(skipped, "; "))
+	}
+	if len(skipped) > 0 {
+		c.logf("JWKS at %s: skipped %s", url, strings.Join(skipped, "; "))
+	}
+	return ks, body, nil
+}
+
+// discover reads jwks_uri from the issuer's OpenID configuration, whose issuer must match.
+func (c *jwksCache) discover() (string, error) {
+	u := strings.TrimRight(c.issuer, "/") + "/.well-known/openid-configuration"
+	body, err := c.get(u)
+	if err != nil {
+		return "", fmt.Errorf("OIDC discovery: %w", err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("OIDC discovery: decoding %s: %w", u, err)
+	}
+	if doc.Issuer != c.issuer {
+		return "", fmt.Errorf("OIDC discovery: %s announces issuer %q, configured %q", u, doc.Issuer, c.issuer)
+	}
+	if !isHTTPURL(doc.JWKSURI) {
+		return "", fmt.Errorf("OIDC discovery: %s has no usable jwks_uri (%q)", u, doc.JWKSURI)
+	}
+	return doc.JWKSURI, nil
+}
+
+// get fetches a URL with the client timeout and a bounded body.
+func (c *jwksCache) get(url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if len(body) > maxDocumentBytes {
+		return nil, fmt.Errorf("GET %s: response larger than %d bytes", url, maxDocumentBytes)
+	}
+	return body, nil
+}
+
+// run refreshes in the background until ctx ends (Traefik cancels it on reload). The first
+// fetch is immediate; after a failure it retries every minRefresh (at least 1s) instead of
+// waiting a full refresh interval.
+func (c *jwksCache) run(ctx context.Context) {
+	retry := c.minRefresh
+	if retry < time.Second {
+		retry = time.Second
+	}
+	for {
+		ch := c.start(false)
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+		c.mu.Lock()
+		failed := c.lastErr != nil || c.keys == nil
+		c.mu.Unlock()
+		wait := c.refresh
+		if failed && retry < wait {
+			wait = retry
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errNoKeys is reported when a token cannot be matched to any key.
+var errNoKeys = errors.New("no matching key")

@@ -1,0 +1,137 @@
+package jwtauth
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// newTestAuth builds the middleware against a fake IdP, without the background refresher.
+func newTestAuth(t *testing.T, f *fakeIdP, mutate func(c *Config)) *jwtAuth {
+	t.Helper()
+	cfg := CreateConfig()
+	cfg.Issuer = f.issuerURL()
+	cfg.Audiences = []string{"core-broker"}
+	cfg.MinRefreshInterval = "0s"
+	if mutate != nil {
+		mutate(cfg)
+	}
+	s, err := cfg.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no background refresher: tests drive fetches
+	return newHandler(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), s, "test")
+}
+
+func TestVerdictCache(t *testing.T) {
+	k0 := testRSAKey(t, 0)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, nil)
+	tok := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
+
+	v1 := a.verdictFor(context.Background(), tok)
+	if v1.reject != nil {
+		t.Fatalf("valid token rejected: %s", v1.reject.reason)
+	}
+	fetches := f.fetches.Load()
+	v2 := a.verdictFor(context.Background(), tok)
+	if v1 != v2 {
+		t.Fatal("second use of a token was verified again instead of answered from the cache")
+	}
+	if f.fetches.Load() != fetches {
+		t.Fatal("a cached token caused a JWKS fetch")
+	}
+
+	t.Run("never used past exp", func(t *testing.T) {
+		a.now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+		defer func() { a.now = time.Now }()
+		v := a.verdictFor(context.Background(), tok)
+		if v.reject != a.rej.expired {
+			t.Fatalf("token past exp answered %+v, want expired", v.reject)
+		}
+	})
+
+	t.Run("re-verified when the key set changes; retired key refused", func(t *testing.T) {
+		k1 := testRSAKey(t, 1)
+		f.set(func(f *fakeIdP) { f.keys = []map[string]any{rsaJWK("k1", &k1.PublicKey)} })
+		a.keys.refreshAndWait(context.Background(), false)
+		v := a.verdictFor(context.Background(), tok)
+		if v.reject != a.rej.unknownKey {
+			t.Fatalf("token of a retired key answered %+v, want unknown key", v.reject)
+		}
+	})
+}
+
+func TestTokenCacheBounded(t *testing.T) {
+	c := newTokenCache(100)
+	for i := 0; i < 1000; i++ {
+		c.put(cacheKey(strings.Repeat("t", i+1)), &verdict{})
+	}
+	if n := c.len(); n > 100 {
+		t.Fatalf("cache holds %d entries, bound is 100", n)
+	}
+	recent := cacheKey(strings.Repeat("t", 1000))
+	if c.get(recent) == nil {
+		t.Fatal("the most recent entry was evicted")
+	}
+	if c.get(cacheKey("t")) != nil {
+		t.Fatal("the oldest entry survived 1000 inserts into a cache of 100")
+	}
+	if newTokenCache(0) != nil {
+		t.Fatal("cacheSize 0 must disable the cache")
+	}
+}
+
+func TestExtract(t *testing.T) {
+	k0 := testRSAKey(t, 0)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, func(c *Config) { c.TokenCookie = "session" })
+	for _, tc := range []struct {
+		desc    string
+		auth    []string
+		cookie  string
+		want    string
+		wantRej *rejection
+	}{
+		{desc: "bearer", auth: []string{"Bearer abc"}, want: "abc"},
+		{desc: "scheme is case-insensitive", auth: []string{"bEaReR abc"}, want: "abc"},
+		{desc: "basic counts as no token", auth: []string{"Basic dXNlcjpwYXNz"}},
+		{desc: "basic falls back to the cookie", auth: []string{"Basic dXNlcjpwYXNz"}, cookie: "c", want: "c"},
+		{desc: "header wins over cookie", auth: []string{"Bearer h"}, cookie: "c", want: "h"},
+		{desc: "cookie alone", cookie: "c", want: "c"},
+		{desc: "empty bearer", auth: []string{"Bearer "}, wantRej: a.rej.malformed},
+		{desc: "bare scheme", auth: []string{"Bearer"}, wantRej: a.rej.malformed},
+		{desc: "two headers", auth: []string{"Bearer a", "Bearer b"}, wantRej: a.rej.multipleAuth},
+		{desc: "nothing", want: ""},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			for _, v := range tc.auth {
+				r.Header.Add("Authorization", v)
+			}
+			if tc.cookie != "" {
+				r.AddCookie(&http.Cookie{Name: "session", Value: tc.cookie})
+			}
+			got, rej := a.extract(r)
+			if got != tc.want || rej != tc.wantRej {
+				t.Fatalf("extract = %q, %v; want %q, %v", got, rej, tc.want, tc.wantRej)
+			}
+		})
+	}
+}
+
+func TestRemoveCookie(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", "a=1; session=secret; b=2")
+	removeCookie(r, "session")
+	if got := r.Header.Get("Cookie"); got != "a=1; b=2" {
+		t.Fatalf("Cookie = %q", got)
+	}
+}

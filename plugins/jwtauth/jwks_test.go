@@ -110,7 +110,7 @@ func TestJWKSKeepsLastGoodSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		desc  string
+		desc   string
 		break_ func(f *fakeIdP)
 	}{
 		{desc: "IdP answers 500", break_: func(f *fakeIdP) { f.status = 500 }},

@@ -48,7 +48,7 @@ func newHandler(ctx context.Context, next http.Handler, s *settings, name string
 		rej:   newRejections(s),
 		now:   time.Now,
 	}
-	a.keys = newJWKSCache(s, a.logf)
+	a.keys = newJWKSCache(s, a.log)
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods(s.algorithms),
 		jwt.WithLeeway(s.leeway),
@@ -164,12 +164,12 @@ func removeCookie(req *http.Request, name string) {
 	}
 }
 
-// logf writes one JSON line to stderr, which Traefik shows in its log at error level.
-func (a *jwtAuth) logf(format string, args ...any) {
+// log writes one JSON line to stderr, which Traefik shows in its log at error level.
+func (a *jwtAuth) log(msg string) {
 	line, _ := json.Marshal(map[string]string{
 		"plugin":     "jwtauth",
 		"middleware": a.name,
-		"msg":        fmt.Sprintf(format, args...),
+		"msg":        msg,
 		"time":       time.Now().UTC().Format(time.RFC3339Nano),
 	})
 	fmt.Fprintln(os.Stderr, string(line))

@@ -27,7 +27,7 @@ type jwksCache struct {
 	minRefresh time.Duration
 	refresh    time.Duration
 	now        func() time.Time
-	logf       func(format string, args ...any)
+	logf       func(msg string)
 
 	mu          sync.Mutex
 	keys        *keySet
@@ -40,7 +40,7 @@ type jwksCache struct {
 	lastOK      time.Time
 }
 
-func newJWKSCache(s *settings, logf func(string, ...any)) *jwksCache {
+func newJWKSCache(s *settings, logf func(string)) *jwksCache {
 	return &jwksCache{
 		issuer:     s.issuer,
 		jwksURL:    s.jwksURL,
@@ -139,9 +139,9 @@ func (c *jwksCache) fetch(done chan struct{}) {
 	c.mu.Unlock()
 	close(done)
 	if err != nil {
-		c.logf("JWKS refresh failed, keeping the last good key set (%d keys): %v", n, err)
+		c.logf(fmt.Sprintf("JWKS refresh failed, keeping the last good key set (%d keys): %v", n, err))
 	} else if changed {
-		c.logf("JWKS refreshed: %d usable keys", n)
+		c.logf(fmt.Sprintf("JWKS refreshed: %d usable keys", n))
 	}
 }
 
@@ -180,7 +180,7 @@ func (c *jwksCache) download() (*keySet, []byte, error) {
 		return nil, nil, fmt.Errorf("JWKS at %s has no usable key (%s)", url, strings.Join(skipped, "; "))
 	}
 	if len(skipped) > 0 {
-		c.logf("JWKS at %s: skipped %s", url, strings.Join(skipped, "; "))
+		c.logf(fmt.Sprintf("JWKS at %s: skipped %s", url, strings.Join(skipped, "; ")))
 	}
 	return ks, body, nil
 }

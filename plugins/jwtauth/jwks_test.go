@@ -15,9 +15,9 @@ func testCache(t *testing.T, f *fakeIdP, jwksURL string, minRefresh time.Duratio
 	s := &settings{issuer: f.issuerURL(), jwksURL: jwksURL, fetchTimeout: time.Second, minRefresh: minRefresh, refresh: time.Hour}
 	var mu sync.Mutex
 	var logs []string
-	c := newJWKSCache(s, func(format string, args ...any) {
+	c := newJWKSCache(s, func(msg string) {
 		mu.Lock()
-		logs = append(logs, format)
+		logs = append(logs, msg)
 		mu.Unlock()
 	})
 	return c

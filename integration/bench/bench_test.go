@@ -1,0 +1,241 @@
+// Package bench measures the gateway's throughput and latency with wrk over loopback: Traefik
+// with no middleware against Traefik with the plugins, side by side in one run. Run it with
+// `make bench`; it is skipped unless PAVILION_BENCH=1.
+package bench
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pavilion-trust/gateway/demo/devissuer/issuer"
+	"github.com/pavilion-trust/gateway/integration/traefiktest"
+)
+
+// Load shape, as in the baseline measurements of findings.md.
+var (
+	threads     = envInt("BENCH_THREADS", 2)
+	connections = envInt("BENCH_CONNECTIONS", 32)
+	duration    = envDuration("BENCH_DURATION", 10*time.Second)
+	uniqueN     = envInt("BENCH_UNIQUE_TOKENS", 40000)
+)
+
+// wrkScript sends the tokens of a file (one per line), each thread its own share, in order,
+// wrapping around at the end. done() reports when a run used more requests than tokens.
+const wrkScript = `
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+function init(args)
+  tokens = {}
+  local n = 0
+  for line in io.lines(os.getenv("TOKENS_FILE")) do
+    if n % %d == tid then tokens[#tokens + 1] = line end
+    n = n + 1
+  end
+  i = 0
+end
+function request()
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+`
+
+type result struct {
+	name     string
+	reqs     float64
+	p50, p99 time.Duration
+	total    int
+}
+
+func TestBenchJWT(t *testing.T) {
+	if os.Getenv("PAVILION_BENCH") != "1" {
+		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		t.Fatal("wrk is not installed (apt-get install wrk)")
+	}
+	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{{ID: "svc", Secret: "s", Audience: []string{"core-broker"},
+		Scopes: []string{"broker:read"}, RealmRoles: []string{"broker-user"}}}, TokenLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Stop()
+	backend := startBackend(t)
+
+	auth := func(name string) string {
+		return fmt.Sprintf("    %s:\n      plugin:\n        jwtauth:\n          issuer: %q\n          audiences: [core-broker]\n          requiredRoles: [broker-user]\n", name, iss.IssuerURL())
+	}
+	router := func(name, prefix, mw string) string {
+		s := fmt.Sprintf("    %s:\n      entryPoints: [web]\n      rule: PathPrefix(`%s`)\n      service: backend\n", name, prefix)
+		if mw != "" {
+			s += fmt.Sprintf("      middlewares: [%s]\n", mw)
+		}
+		return s
+	}
+	dyn := "http:\n  routers:\n" + router("bare", "/bare", "") + router("one", "/one", "a-one") +
+		router("rot", "/rot", "a-rot") + router("uniq", "/uniq", "a-uniq") +
+		"  middlewares:\n" + auth("a-one") + auth("a-rot") + auth("a-uniq") +
+		fmt.Sprintf("  services:\n    backend:\n      loadBalancer:\n        servers:\n          - url: %q\n", backend)
+	gw := traefiktest.Start(t, traefiktest.Options{
+		Dynamic: dyn, Plugins: map[string]string{"jwtauth": "github.com/pavilion-trust/gateway/plugins/jwtauth"},
+		WaitRouters: []string{"bare@file", "one@file", "rot@file", "uniq@file"}, Quiet: true,
+	})
+
+	dir := t.TempDir()
+	one := writeTokens(t, iss, filepath.Join(dir, "one.txt"), 1)
+	rot := writeTokens(t, iss, filepath.Join(dir, "rot.txt"), 1000)
+	t.Logf("signing %d unique tokens for the worst case…", uniqueN)
+	uniq := writeTokens(t, iss, filepath.Join(dir, "uniq.txt"), uniqueN)
+	script := filepath.Join(dir, "tokens.lua")
+	if err := os.WriteFile(script, []byte(strings.Replace(wrkScript, "%d", strconv.Itoa(threads), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(name, path, tokens string, d time.Duration) result {
+		args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(connections), "-d", d.String(), "--latency"}
+		if tokens != "" {
+			args = append(args, "-s", script)
+		}
+		cmd := exec.Command(wrk, append(args, gw.URL+path)...)
+		cmd.Env = append(os.Environ(), "TOKENS_FILE="+tokens)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("wrk %s: %v\n%s", name, err, out)
+		}
+		r := parseWrk(t, name, string(out))
+		if strings.Contains(string(out), "Non-2xx") {
+			t.Fatalf("%s: wrk saw non-2xx answers:\n%s", name, out)
+		}
+		return r
+	}
+
+	// Warm up every path (the interpreter, connection pools, the token caches).
+	run("warm bare", "/bare", "", 3*time.Second)
+	run("warm one", "/one", one, 2*time.Second)
+	run("warm rot", "/rot", rot, 3*time.Second)
+
+	var results []result
+	results = append(results, run("Traefik, no middleware", "/bare", "", duration))
+	results = append(results, run("jwtauth RS256, one repeated token", "/one", one, duration))
+	results = append(results, run("jwtauth RS256, 1,000 tokens in rotation", "/rot", rot, duration))
+	worst := run("jwtauth RS256, every token new (full verification)", "/uniq", uniq, duration/2)
+	if worst.total > uniqueN {
+		t.Fatalf("worst case sent %d requests but had only %d unique tokens: raise BENCH_UNIQUE_TOKENS", worst.total, uniqueN)
+	}
+	results = append(results, worst)
+	results = append(results, run("Traefik, no middleware (again)", "/bare", "", duration))
+
+	bare := (results[0].reqs + results[len(results)-1].reqs) / 2
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nwrk -t%d -c%d -d%s, loopback, %d cores shared by wrk, Traefik, backend and issuer\n\n", threads, connections, duration, numCPU())
+	b.WriteString("| scenario | req/s | p50 | p99 | vs no middleware |\n|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f%% |\n", r.name, r.reqs, r.p50, r.p99, 100*r.reqs/bare)
+	}
+	fmt.Fprintf(&b, "\n(ratios against the mean of the two no-middleware runs, %.0f req/s; worst case ran %s with %d requests, all tokens distinct)\n", bare, duration/2, worst.total)
+	fmt.Println(b.String())
+}
+
+func writeTokens(t *testing.T, iss *issuer.Issuer, path string, n int) string {
+	t.Helper()
+	tokens := make([]string, n)
+	var wg sync.WaitGroup
+	workers := numCPU()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				tok, err := iss.Token("svc")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tokens[i] = tok
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := os.WriteFile(path, []byte(strings.Join(tokens, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startBackend runs the tiny upstream of the baseline measurements.
+func startBackend(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+var (
+	reqsRe    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	totalRe   = regexp.MustCompile(`(\d+) requests in`)
+	latencyRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+func parseWrk(t *testing.T, name, out string) result {
+	r := result{name: name}
+	m := reqsRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s: no Requests/sec in wrk output:\n%s", name, out)
+	}
+	r.reqs, _ = strconv.ParseFloat(m[1], 64)
+	if m := totalRe.FindStringSubmatch(out); m != nil {
+		r.total, _ = strconv.Atoi(m[1])
+	}
+	for _, m := range latencyRe.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]
+		d := time.Duration(v * float64(unit)).Round(10 * time.Microsecond)
+		if m[1] == "50" {
+			r.p50 = d
+		} else {
+			r.p99 = d
+		}
+	}
+	return r
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

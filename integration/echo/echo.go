@@ -1,0 +1,141 @@
+// Package echo is an upstream for integration tests: it answers every request with a JSON
+// description of what it received, so a test can see what the gateway forwarded.
+package echo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Seen is what the echo server received, as it reports it in its JSON answer.
+type Seen struct {
+	Instance string      `json:"instance"`
+	Method   string      `json:"method"`
+	Path     string      `json:"path"`
+	Query    string      `json:"query"`
+	Proto    string      `json:"proto"`
+	Host     string      `json:"host"`
+	Headers  http.Header `json:"headers"`
+}
+
+// Server is a running echo upstream.
+type Server struct {
+	// URL is http://127.0.0.1:<port>, without a trailing slash.
+	URL string
+	// Name is reported as "instance" in every answer, to tell several upstreams apart.
+	Name string
+
+	srv      *http.Server
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// Start starts an echo server on a free loopback port. It serves HTTP/1.1 and unencrypted
+// HTTP/2 (h2c, prior knowledge) on the same port, and is stopped by tb.Cleanup.
+//
+// Every request gets 200 and a JSON Seen, except /health, which answers {"status":"pass"}.
+func Start(tb testing.TB, name string) *Server {
+	tb.Helper()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("echo %q: listen: %v", name, err)
+	}
+
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+
+	s := &Server{
+		URL:  "http://" + ln.Addr().String(),
+		Name: name,
+		done: make(chan struct{}),
+	}
+	s.srv = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			tb.Errorf("echo %q: serve: %v", name, err)
+		}
+	}()
+	tb.Cleanup(s.Stop)
+
+	return s
+}
+
+// Stop shuts the server down and waits for it. It is idempotent.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+		<-s.done
+	})
+}
+
+func (s *Server) serveHTTP(rw http.ResponseWriter, req *http.Request) {
+	rw.Header().Set("Content-Type", "application/json")
+
+	if req.URL.Path == "/health" {
+		rw.WriteHeader(http.StatusOK)
+		_, _ = rw.Write([]byte(`{"status":"pass"}`))
+		return
+	}
+
+	seen := Seen{
+		Instance: s.Name,
+		Method:   req.Method,
+		Path:     req.URL.Path,
+		Query:    req.URL.RawQuery,
+		Proto:    req.Proto,
+		Host:     req.Host,
+		Headers:  req.Header.Clone(),
+	}
+	if seen.Headers == nil {
+		seen.Headers = http.Header{}
+	}
+
+	body, err := json.Marshal(seen)
+	if err != nil {
+		http.Error(rw, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+
+	rw.WriteHeader(http.StatusOK)
+	_, _ = rw.Write(body)
+}
+
+// Decode parses an echo answer; it fails the test if body is not one.
+func Decode(tb testing.TB, body []byte) Seen {
+	tb.Helper()
+
+	var seen Seen
+	if err := json.Unmarshal(body, &seen); err != nil {
+		tb.Fatalf("echo: decoding answer %q: %v", truncate(body, 512), err)
+	}
+	if seen.Instance == "" {
+		tb.Fatalf("echo: answer %q is not from an echo server (no instance)", truncate(body, 512))
+	}
+
+	return seen
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}

@@ -1,0 +1,419 @@
+// Package plugintest runs each plugin's table of cases twice: compiled, and interpreted by
+// Yaegi the way Traefik v3.6.12 loads a local plugin.
+package plugintest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/pavilion-trust/gateway/demo/devissuer/issuer"
+	"github.com/pavilion-trust/gateway/integration/pluginharness"
+	"github.com/pavilion-trust/gateway/plugins/jwtauth"
+)
+
+const jwtImport = "github.com/pavilion-trust/gateway/plugins/jwtauth"
+
+func jwtBuilders(t *testing.T) []pluginharness.Builder {
+	return pluginharness.Both(t, jwtImport, jwtauth.CreateConfig, jwtauth.New)
+}
+
+// startIssuer runs the development issuer on a free port with a service client.
+func startIssuer(t *testing.T) *issuer.Issuer {
+	t.Helper()
+	iss, err := issuer.New(issuer.Config{
+		Realm: "pavilion",
+		Clients: []issuer.Client{{
+			ID: "svc", Secret: "s3cret", Audience: []string{"core-broker"},
+			Scopes:      []string{"broker:read", "broker:write"},
+			RealmRoles:  []string{"broker-user"},
+			ClientRoles: map[string][]string{"core-broker": {"reader"}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iss.Stop() })
+	return iss
+}
+
+// upstream records what reached it.
+type upstream struct {
+	called bool
+	header http.Header
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.called = true
+	u.header = r.Header.Clone()
+	w.WriteHeader(http.StatusOK)
+}
+
+// token signs claims (Keycloak-shaped defaults for client svc, overridden by over; a nil value
+// deletes the claim) with the issuer's current key.
+func token(t *testing.T, iss *issuer.Issuer, over map[string]any) string {
+	t.Helper()
+	claims, err := iss.Claims("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range over {
+		if v == nil {
+			delete(claims, k)
+			continue
+		}
+		claims[k] = v
+	}
+	s, err := iss.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func baseConfig(iss *issuer.Issuer) map[string]any {
+	return map[string]any{
+		"issuer":             iss.IssuerURL(),
+		"audiences":          []any{"core-broker"},
+		"minRefreshInterval": "1s",
+	}
+}
+
+func merge(base map[string]any, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+type jwtCase struct {
+	desc      string
+	config    map[string]any // merged over baseConfig
+	request   func(t *testing.T, iss *issuer.Issuer, r *http.Request)
+	status    int
+	challenge string            // exact WWW-Authenticate, or prefix when ending in "*"
+	errorCode string            // JSON body "error"
+	upstream  map[string]string // headers the upstream must see ("" = must be absent)
+}
+
+func bearer(tok string) func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+	return func(t *testing.T, iss *issuer.Issuer, r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+func withToken(over map[string]any) func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+	return func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+token(t, iss, over))
+	}
+}
+
+const invalid = `Bearer realm="pavilion", error="invalid_token"*`
+
+func jwtCases() []jwtCase {
+	now := time.Now()
+	return []jwtCase{
+		{desc: "valid token: claims reach the upstream", request: withToken(nil), status: 200,
+			upstream: map[string]string{"X-Auth-Client": "svc", "X-Auth-Roles": "broker-user",
+				"X-Auth-Scopes": "broker:read broker:write", "X-Auth-Username": "service-account-svc"}},
+		{desc: "missing token: plain challenge", status: 401, challenge: `Bearer realm="pavilion"`, errorCode: "unauthorized"},
+		{desc: "basic auth counts as no token", status: 401, challenge: `Bearer realm="pavilion"`, errorCode: "unauthorized",
+			request: func(t *testing.T, _ *issuer.Issuer, r *http.Request) { r.SetBasicAuth("u", "p") }},
+		{desc: "expired", request: withToken(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}), status: 401, challenge: invalid, errorCode: "invalid_token"},
+		{desc: "expired within leeway passes", request: withToken(map[string]any{"exp": now.Add(-10 * time.Second).Unix()}), status: 200},
+		{desc: "expired with zero leeway", config: map[string]any{"leeway": "0s"},
+			request: withToken(map[string]any{"exp": now.Add(-2 * time.Second).Unix()}), status: 401, challenge: invalid},
+		{desc: "not yet valid", request: withToken(map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid},
+		{desc: "issued in the future", request: withToken(map[string]any{"iat": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid},
+		{desc: "no exp", request: withToken(map[string]any{"exp": nil}), status: 401, challenge: invalid},
+		{desc: "wrong issuer", request: withToken(map[string]any{"iss": "https://evil.example/realms/pavilion"}), status: 401, challenge: invalid},
+		{desc: "wrong audience", request: withToken(map[string]any{"aud": "account"}), status: 401, challenge: invalid},
+		{desc: "audience array containing ours", request: withToken(map[string]any{"aud": []string{"account", "core-broker"}}), status: 200},
+		{desc: "no audience check when audiences unset", config: map[string]any{"audiences": []any{}},
+			request: withToken(map[string]any{"aud": "account"}), status: 200},
+		{desc: "alg none", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, _ := iss.Claims("svc")
+			tok, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}},
+		{desc: "HS256 signed with the RSA public key", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, _ := iss.Claims("svc")
+			der, _ := x509.MarshalPKIXPublicKey(&iss.PrivateKey(iss.CurrentKID()).PublicKey)
+			secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+			tk := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+			tk.Header["kid"] = iss.CurrentKID()
+			tok, err := tk.SignedString(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}},
+		{desc: "ES256 when only RS256 is allowed", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, _ := iss.Claims("svc")
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			tk := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+			tk.Header["kid"] = iss.CurrentKID()
+			tok, _ := tk.SignedString(k)
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}},
+		{desc: "tampered payload", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			parts := strings.Split(token(t, iss, nil), ".")
+			other := strings.Split(token(t, iss, map[string]any{"sub": "admin", "realm_access": map[string]any{"roles": []string{"broker-admin"}}}), ".")
+			r.Header.Set("Authorization", "Bearer "+parts[0]+"."+other[1]+"."+parts[2])
+		}},
+		{desc: "malformed", request: bearer("not.a-jwt"), status: 401, challenge: invalid},
+		{desc: "garbage with three parts", request: bearer("e30.e30.e30"), status: 401, challenge: invalid},
+		{desc: "unknown kid (key never published)", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, _ := iss.Claims("svc")
+			k, _ := rsa.GenerateKey(rand.Reader, 2048)
+			tk := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+			tk.Header["kid"] = "not-published"
+			tok, _ := tk.SignedString(k)
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}},
+		{desc: "known kid, other key", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, _ := iss.Claims("svc")
+			k, _ := rsa.GenerateKey(rand.Reader, 2048)
+			tk := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+			tk.Header["kid"] = iss.CurrentKID()
+			tok, _ := tk.SignedString(k)
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}},
+		{desc: "two Authorization headers", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			r.Header.Add("Authorization", "Bearer "+token(t, iss, nil))
+			r.Header.Add("Authorization", "Bearer "+token(t, iss, nil))
+		}},
+		{desc: "missing realm role: 403", config: map[string]any{"requiredRoles": []any{"broker-admin"}},
+			request: withToken(nil), status: 403, challenge: `Bearer realm="pavilion", error="insufficient_scope"*`, errorCode: "insufficient_scope"},
+		{desc: "one of the roles held", config: map[string]any{"requiredRoles": []any{"broker-admin", "broker-user"}},
+			request: withToken(nil), status: 200},
+		{desc: "client role held", config: map[string]any{"requiredRoles": []any{"core-broker:reader"}}, request: withToken(nil), status: 200},
+		{desc: "client role missing", config: map[string]any{"requiredRoles": []any{"core-broker:writer"}}, request: withToken(nil), status: 403},
+		{desc: "roles as Traefik splits a comma list", config: map[string]any{"requiredRoles": "broker-admin, core-broker:reader"}, request: withToken(nil), status: 200},
+		{desc: "all scopes held", config: map[string]any{"requiredScopes": []any{"broker:read", "broker:write"}}, request: withToken(nil), status: 200},
+		{desc: "missing scope: 403 naming the scope", config: map[string]any{"requiredScopes": []any{"broker:admin"}},
+			request: withToken(nil), status: 403, errorCode: "insufficient_scope",
+			challenge: `Bearer realm="pavilion", error="insufficient_scope", error_description="the token lacks a required scope", scope="broker:admin"`},
+		{desc: "spoofed identity headers are replaced", status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
+				r.Header.Set("X-Auth-Client", "admin")
+				r.Header.Set("x-auth-roles", "broker-admin")
+			},
+			upstream: map[string]string{"X-Auth-Client": "svc", "X-Auth-Roles": "broker-user"}},
+		{desc: "spoofed identity headers removed from anonymous requests", config: map[string]any{"optional": "true"}, status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("X-Auth-Client", "admin")
+				r.Header.Set("X-Auth-Subject", "root")
+			},
+			upstream: map[string]string{"X-Auth-Client": "", "X-Auth-Subject": ""}},
+		{desc: "optional: a claim absent from the token sends no header", config: map[string]any{"optional": "true"},
+			request: withToken(map[string]any{"preferred_username": nil}), status: 200,
+			upstream: map[string]string{"X-Auth-Username": "", "X-Auth-Client": "svc"}},
+		{desc: "optional: a bad token is still refused", config: map[string]any{"optional": "true"},
+			request: bearer("garbage"), status: 401, challenge: invalid},
+		{desc: "claim with CR LF is refused, not forwarded",
+			request: withToken(map[string]any{"preferred_username": "x\r\nX-Admin: 1"}), status: 401, challenge: invalid},
+		{desc: "custom claim headers replace the default map",
+			config:  map[string]any{"claimHeaders": map[string]any{"resource_access.core-broker.roles": "X-Client-Roles"}},
+			request: withToken(nil), status: 200,
+			upstream: map[string]string{"X-Client-Roles": "reader", "X-Auth-Client": ""}},
+		{desc: "forwardToken true keeps Authorization", request: withToken(nil), status: 200,
+			upstream: map[string]string{"Authorization": "Bearer *"}},
+		{desc: "forwardToken false removes Authorization and the cookie",
+			config: map[string]any{"forwardToken": "false", "tokenCookie": "kc_token"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
+				r.AddCookie(&http.Cookie{Name: "theme", Value: "dark"})
+			}, status: 200,
+			upstream: map[string]string{"Authorization": "", "Cookie": "theme=dark", "X-Auth-Client": "svc"}},
+		{desc: "Authorization wins over the cookie", config: map[string]any{"tokenCookie": "kc_token"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer garbage")
+				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
+			}, status: 401, challenge: invalid},
+		{desc: "custom realm in the challenge", config: map[string]any{"realm": "broker"}, status: 401, challenge: `Bearer realm="broker"`},
+	}
+}
+
+func TestJWTAuthCases(t *testing.T) {
+	iss := startIssuer(t)
+	for _, b := range jwtBuilders(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, tc := range jwtCases() {
+				t.Run(tc.desc, func(t *testing.T) {
+					up := &upstream{}
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					h, err := b.New(ctx, up, merge(baseConfig(iss), tc.config), "test-auth")
+					if err != nil {
+						t.Fatalf("New: %v", err)
+					}
+					r := httptest.NewRequest(http.MethodGet, "/api/v1/things", nil)
+					if tc.request != nil {
+						tc.request(t, iss, r)
+					}
+					auth := r.Header.Get("Authorization")
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, r)
+					res := w.Result()
+					body, _ := io.ReadAll(res.Body)
+					if res.StatusCode != tc.status {
+						t.Fatalf("status %d, want %d; body %s", res.StatusCode, tc.status, body)
+					}
+					if up.called != (tc.status == 200) {
+						t.Fatalf("upstream called = %v with status %d", up.called, res.StatusCode)
+					}
+					if tc.challenge != "" {
+						got := res.Header.Get("WWW-Authenticate")
+						if !matchStar(got, tc.challenge) {
+							t.Fatalf("WWW-Authenticate %q, want %q", got, tc.challenge)
+						}
+					}
+					if tc.status != 200 {
+						checkErrorBody(t, res, body, tc.errorCode, auth)
+					}
+					for name, want := range tc.upstream {
+						got := up.header.Values(name)
+						if want == "" {
+							if len(got) != 0 {
+								t.Fatalf("upstream saw %s = %q, want it absent", name, got)
+							}
+							continue
+						}
+						if len(got) != 1 || !matchStar(got[0], want) {
+							t.Fatalf("upstream saw %s = %q, want exactly %q", name, got, want)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// checkErrorBody checks the RFC 6750 JSON body and that it never echoes the token.
+func checkErrorBody(t *testing.T, res *http.Response, body []byte, code, auth string) {
+	t.Helper()
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" || e.Description == "" {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	if code != "" && e.Error != code {
+		t.Fatalf("error %q, want %q", e.Error, code)
+	}
+	if tok := strings.TrimPrefix(auth, "Bearer "); len(tok) > 8 && strings.Contains(string(body)+res.Header.Get("WWW-Authenticate"), tok) {
+		t.Fatal("the answer echoes the token")
+	}
+}
+
+func matchStar(got, want string) bool {
+	if strings.HasSuffix(want, "*") {
+		return strings.HasPrefix(got, strings.TrimSuffix(want, "*"))
+	}
+	return got == want
+}
+
+func TestJWTAuthConfigErrors(t *testing.T) {
+	for _, b := range jwtBuilders(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, tc := range []struct {
+				desc   string
+				config map[string]any
+				want   []string
+			}{
+				{desc: "issuer missing", config: map[string]any{"audiences": "core-broker"}, want: []string{`jwtauth "bad": issuer: required`}},
+				{desc: "issuer not a URL", config: map[string]any{"issuer": "pavilion"}, want: []string{`issuer: must be an http(s) URL, got "pavilion"`}},
+				{desc: "duration without unit", config: map[string]any{"issuer": "https://kc/realms/p", "leeway": "30"}, want: []string{`leeway: invalid duration "30"`}},
+				{desc: "HS256 not allowed", config: map[string]any{"issuer": "https://kc/realms/p", "algorithms": []any{"RS256", "HS256"}}, want: []string{`algorithms: "HS256" is not allowed`}},
+				{desc: "none not allowed", config: map[string]any{"issuer": "https://kc/realms/p", "algorithms": "none"}, want: []string{`algorithms: "none"`}},
+				{desc: "bad header name", config: map[string]any{"issuer": "https://kc/realms/p", "claimHeaders": map[string]any{"sub": "X Bad"}}, want: []string{`claimHeaders: sub: invalid header name "X Bad"`}},
+				{desc: "reserved header", config: map[string]any{"issuer": "https://kc/realms/p", "claimHeaders": map[string]any{"sub": "Authorization"}}, want: []string{`claimHeaders: sub: header "Authorization" is reserved`}},
+				{desc: "bad client role", config: map[string]any{"issuer": "https://kc/realms/p", "requiredRoles": []any{"core-broker:"}}, want: []string{`requiredRoles: "core-broker:"`}},
+				{desc: "bool yes fails to decode", config: map[string]any{"issuer": "https://kc/realms/p", "optional": "yes"}, want: []string{"Optional"}},
+				{desc: "every problem at once", config: map[string]any{"leeway": "x", "refreshInterval": "-1s", "realm": `a"b`},
+					want: []string{"issuer: required", `leeway: invalid duration "x"`, `refreshInterval: "-1s" is out of range`, "realm: must be"}},
+			} {
+				t.Run(tc.desc, func(t *testing.T) {
+					_, err := b.New(context.Background(), &upstream{}, tc.config, "bad")
+					if err == nil {
+						t.Fatal("New accepted a broken configuration")
+					}
+					for _, w := range tc.want {
+						if !strings.Contains(err.Error(), w) {
+							t.Fatalf("error %q does not contain %q", err, w)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestJWTAuthKeyRotationAndIdPOutage: a token signed with a rotated-in key is accepted without
+// rebuilding the middleware, and known keys keep verifying while the issuer is down.
+func TestJWTAuthKeyRotationAndIdPOutage(t *testing.T) {
+	for _, b := range jwtBuilders(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			iss := startIssuer(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			h, err := b.New(ctx, &upstream{}, merge(baseConfig(iss), map[string]any{"minRefreshInterval": "0s"}), "rot")
+			if err != nil {
+				t.Fatal(err)
+			}
+			do := func(tok string) int {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				return w.Code
+			}
+			old := token(t, iss, nil)
+			if c := do(old); c != 200 {
+				t.Fatalf("first token: %d", c)
+			}
+			if _, err := iss.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+			if c := do(token(t, iss, nil)); c != 200 {
+				t.Fatalf("token signed with the rotated key: %d", c)
+			}
+			if c := do(old); c != 200 {
+				t.Fatalf("token of the old, still published key: %d", c)
+			}
+			if err := iss.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			fresh := token(t, iss, nil) // new jti: not in the verified-token cache
+			if c := do(fresh); c != 200 {
+				t.Fatalf("known key while the issuer is down: %d", c)
+			}
+		})
+	}
+}

@@ -26,7 +26,7 @@ import (
 
 const jwtImport = "github.com/pavilion-trust/gateway/plugins/jwtauth"
 
-func jwtBuilders(t *testing.T) []pluginharness.Builder {
+func jwtBuilders(t testing.TB) []pluginharness.Builder {
 	return pluginharness.Both(t, jwtImport, jwtauth.CreateConfig, jwtauth.New)
 }
 
@@ -112,6 +112,7 @@ type jwtCase struct {
 	status    int
 	challenge string            // exact WWW-Authenticate, or prefix when ending in "*"
 	errorCode string            // JSON body "error"
+	why       string            // substring of error_description
 	upstream  map[string]string // headers the upstream must see ("" = must be absent)
 }
 
@@ -129,26 +130,65 @@ const invalid = `Bearer realm="pavilion", error="invalid_token"*`
 
 func jwtCases() []jwtCase {
 	now := time.Now()
+	signWith := func(header map[string]any, over map[string]any, method jwt.SigningMethod, key func(iss *issuer.Issuer) any) func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+		return func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+			claims, err := iss.Claims("svc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range over {
+				claims[k] = v
+			}
+			tk := jwt.NewWithClaims(method, claims)
+			tk.Header["kid"] = iss.CurrentKID()
+			for k, v := range header {
+				if v == nil {
+					delete(tk.Header, k)
+					continue
+				}
+				tk.Header[k] = v
+			}
+			tok, err := tk.SignedString(key(iss))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
+	issuerKey := func(iss *issuer.Issuer) any { return iss.PrivateKey(iss.CurrentKID()) }
+	strangerKey := func(*issuer.Issuer) any {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}
 	return []jwtCase{
 		{desc: "valid token: claims reach the upstream", request: withToken(nil), status: 200,
 			upstream: map[string]string{"X-Auth-Client": "svc", "X-Auth-Roles": "broker-user",
 				"X-Auth-Scopes": "broker:read broker:write", "X-Auth-Username": "service-account-svc"}},
-		{desc: "missing token: plain challenge", status: 401, challenge: `Bearer realm="pavilion"`, errorCode: "unauthorized"},
+		{desc: "missing token: plain challenge", status: 401, challenge: `Bearer realm="pavilion"`, errorCode: "unauthorized", why: "required"},
 		{desc: "basic auth counts as no token", status: 401, challenge: `Bearer realm="pavilion"`, errorCode: "unauthorized",
 			request: func(t *testing.T, _ *issuer.Issuer, r *http.Request) { r.SetBasicAuth("u", "p") }},
-		{desc: "expired", request: withToken(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}), status: 401, challenge: invalid, errorCode: "invalid_token"},
+		{desc: "expired", request: withToken(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}), status: 401, challenge: invalid, errorCode: "invalid_token", why: "expired"},
 		{desc: "expired within leeway passes", request: withToken(map[string]any{"exp": now.Add(-10 * time.Second).Unix()}), status: 200},
 		{desc: "expired with zero leeway", config: map[string]any{"leeway": "0s"},
-			request: withToken(map[string]any{"exp": now.Add(-2 * time.Second).Unix()}), status: 401, challenge: invalid},
-		{desc: "not yet valid", request: withToken(map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid},
-		{desc: "issued in the future", request: withToken(map[string]any{"iat": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid},
-		{desc: "no exp", request: withToken(map[string]any{"exp": nil}), status: 401, challenge: invalid},
-		{desc: "wrong issuer", request: withToken(map[string]any{"iss": "https://evil.example/realms/pavilion"}), status: 401, challenge: invalid},
-		{desc: "wrong audience", request: withToken(map[string]any{"aud": "account"}), status: 401, challenge: invalid},
+			request: withToken(map[string]any{"exp": now.Add(-2 * time.Second).Unix()}), status: 401, challenge: invalid, why: "expired"},
+		{desc: "not yet valid", request: withToken(map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid, why: "not valid yet"},
+		{desc: "nbf within leeway passes", request: withToken(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}), status: 200},
+		{desc: "issued in the future", request: withToken(map[string]any{"iat": now.Add(5 * time.Minute).Unix()}), status: 401, challenge: invalid, why: "issued in the future"},
+		{desc: "iat within leeway passes", request: withToken(map[string]any{"iat": now.Add(10 * time.Second).Unix()}), status: 200},
+		{desc: "no exp", request: withToken(map[string]any{"exp": nil}), status: 401, challenge: invalid, why: "no expiry"},
+		{desc: "exp not a number", request: withToken(map[string]any{"exp": "tomorrow"}), status: 401, challenge: invalid, why: "claims are invalid"},
+		{desc: "wrong issuer", request: withToken(map[string]any{"iss": "https://evil.example/realms/pavilion"}), status: 401, challenge: invalid, why: "issuer"},
+		{desc: "no issuer", request: withToken(map[string]any{"iss": nil}), status: 401, challenge: invalid, why: "issuer"},
+		{desc: "wrong audience", request: withToken(map[string]any{"aud": "account"}), status: 401, challenge: invalid, why: "audience"},
 		{desc: "audience array containing ours", request: withToken(map[string]any{"aud": []string{"account", "core-broker"}}), status: 200},
 		{desc: "no audience check when audiences unset", config: map[string]any{"audiences": []any{}},
 			request: withToken(map[string]any{"aud": "account"}), status: 200},
-		{desc: "alg none", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+		{desc: "ID token (typ ID) is not an access token", request: withToken(map[string]any{"typ": "ID"}), status: 401, challenge: invalid, why: "not an access token"},
+		{desc: "tokenTypes * accepts any typ", config: map[string]any{"tokenTypes": []any{"*"}}, request: withToken(map[string]any{"typ": "ID"}), status: 200},
+		{desc: "alg none", status: 401, challenge: invalid, why: "algorithm", request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 			claims, _ := iss.Claims("svc")
 			tok, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
 			if err != nil {
@@ -156,84 +196,95 @@ func jwtCases() []jwtCase {
 			}
 			r.Header.Set("Authorization", "Bearer "+tok)
 		}},
-		{desc: "HS256 signed with the RSA public key", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
-			claims, _ := iss.Claims("svc")
+		{desc: "HS256 signed with the RSA public key", status: 401, challenge: invalid, why: "algorithm", request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 			der, _ := x509.MarshalPKIXPublicKey(&iss.PrivateKey(iss.CurrentKID()).PublicKey)
 			secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-			tk := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-			tk.Header["kid"] = iss.CurrentKID()
-			tok, err := tk.SignedString(secret)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Header.Set("Authorization", "Bearer "+tok)
+			signWith(nil, nil, jwt.SigningMethodHS256, func(*issuer.Issuer) any { return secret })(t, iss, r)
 		}},
-		{desc: "ES256 when only RS256 is allowed", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
-			claims, _ := iss.Claims("svc")
-			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			tk := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-			tk.Header["kid"] = iss.CurrentKID()
-			tok, _ := tk.SignedString(k)
-			r.Header.Set("Authorization", "Bearer "+tok)
-		}},
-		{desc: "tampered payload", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+		{desc: "ES256 when only RS256 is allowed", status: 401, challenge: invalid, why: "algorithm",
+			request: signWith(nil, nil, jwt.SigningMethodES256, func(*issuer.Issuer) any {
+				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				return k
+			})},
+		{desc: "RS512 by the issuer's key when only RS256 is allowed", status: 401, challenge: invalid, why: "algorithm",
+			request: signWith(nil, nil, jwt.SigningMethodRS512, issuerKey)},
+		{desc: "PS256 allowed and signed by the issuer's key (JWK alg RS256 does not fit)", config: map[string]any{"algorithms": []any{"PS256"}},
+			status: 401, challenge: invalid, why: "key", request: signWith(nil, nil, jwt.SigningMethodPS256, issuerKey)},
+		{desc: "crit header refused", status: 401, challenge: invalid, why: "malformed",
+			request: signWith(map[string]any{"crit": []string{"exp"}}, nil, jwt.SigningMethodRS256, issuerKey)},
+		{desc: "kid that is not a string", status: 401, challenge: invalid, why: "malformed",
+			request: signWith(map[string]any{"kid": 7}, nil, jwt.SigningMethodRS256, issuerKey)},
+		{desc: "no kid, exactly one published key", status: 200,
+			request: signWith(map[string]any{"kid": nil}, nil, jwt.SigningMethodRS256, issuerKey)},
+		{desc: "tampered payload", status: 401, challenge: invalid, why: "signature", request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 			parts := strings.Split(token(t, iss, nil), ".")
 			other := strings.Split(token(t, iss, map[string]any{"sub": "admin", "realm_access": map[string]any{"roles": []string{"broker-admin"}}}), ".")
 			r.Header.Set("Authorization", "Bearer "+parts[0]+"."+other[1]+"."+parts[2])
 		}},
-		{desc: "malformed", request: bearer("not.a-jwt"), status: 401, challenge: invalid},
+		{desc: "malformed", request: bearer("not.a-jwt"), status: 401, challenge: invalid, why: "malformed"},
 		{desc: "garbage with three parts", request: bearer("e30.e30.e30"), status: 401, challenge: invalid},
-		{desc: "unknown kid (key never published)", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
-			claims, _ := iss.Claims("svc")
-			k, _ := rsa.GenerateKey(rand.Reader, 2048)
-			tk := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-			tk.Header["kid"] = "not-published"
-			tok, _ := tk.SignedString(k)
-			r.Header.Set("Authorization", "Bearer "+tok)
-		}},
-		{desc: "known kid, other key", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
-			claims, _ := iss.Claims("svc")
-			k, _ := rsa.GenerateKey(rand.Reader, 2048)
-			tk := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-			tk.Header["kid"] = iss.CurrentKID()
-			tok, _ := tk.SignedString(k)
-			r.Header.Set("Authorization", "Bearer "+tok)
-		}},
-		{desc: "two Authorization headers", status: 401, challenge: invalid, request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+		{desc: "five parts (JWE)", request: bearer("a.b.c.d.e"), status: 401, challenge: invalid, why: "malformed"},
+		{desc: "oversized token", request: bearer(strings.Repeat("a", 17<<10)), status: 401, challenge: invalid, why: "malformed"},
+		{desc: "unknown kid (key never published)", status: 401, challenge: invalid, why: "unknown",
+			request: signWith(map[string]any{"kid": "not-published"}, nil, jwt.SigningMethodRS256, strangerKey)},
+		{desc: "known kid, other key", status: 401, challenge: invalid, why: "signature",
+			request: signWith(nil, nil, jwt.SigningMethodRS256, strangerKey)},
+		{desc: "two Authorization headers", status: 401, challenge: invalid, why: "more than one", request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 			r.Header.Add("Authorization", "Bearer "+token(t, iss, nil))
 			r.Header.Add("Authorization", "Bearer "+token(t, iss, nil))
 		}},
-		{desc: "missing realm role: 403", config: map[string]any{"requiredRoles": []any{"broker-admin"}},
-			request: withToken(nil), status: 403, challenge: `Bearer realm="pavilion", error="insufficient_scope"*`, errorCode: "insufficient_scope"},
+		{desc: "missing realm role: 403 without scope attribute", config: map[string]any{"requiredRoles": []any{"broker-admin"}},
+			request: withToken(nil), status: 403, errorCode: "insufficient_scope", why: "role",
+			challenge: `Bearer realm="pavilion", error="insufficient_scope", error_description="the token lacks a required role"`},
 		{desc: "one of the roles held", config: map[string]any{"requiredRoles": []any{"broker-admin", "broker-user"}},
 			request: withToken(nil), status: 200},
 		{desc: "client role held", config: map[string]any{"requiredRoles": []any{"core-broker:reader"}}, request: withToken(nil), status: 200},
-		{desc: "client role missing", config: map[string]any{"requiredRoles": []any{"core-broker:writer"}}, request: withToken(nil), status: 403},
+		{desc: "client role missing", config: map[string]any{"requiredRoles": []any{"core-broker:writer"}}, request: withToken(nil), status: 403, why: "role"},
+		{desc: "realm role name does not match a client role", config: map[string]any{"requiredRoles": []any{"reader"}}, request: withToken(nil), status: 403},
 		{desc: "roles as Traefik splits a comma list", config: map[string]any{"requiredRoles": "broker-admin, core-broker:reader"}, request: withToken(nil), status: 200},
 		{desc: "all scopes held", config: map[string]any{"requiredScopes": []any{"broker:read", "broker:write"}}, request: withToken(nil), status: 200},
-		{desc: "missing scope: 403 naming the scope", config: map[string]any{"requiredScopes": []any{"broker:admin"}},
-			request: withToken(nil), status: 403, errorCode: "insufficient_scope",
-			challenge: `Bearer realm="pavilion", error="insufficient_scope", error_description="the token lacks a required scope", scope="broker:admin"`},
+		{desc: "missing scope: 403 naming the scope", config: map[string]any{"requiredScopes": []any{"broker:read", "broker:admin"}},
+			request: withToken(nil), status: 403, errorCode: "insufficient_scope", why: "scope",
+			challenge: `Bearer realm="pavilion", error="insufficient_scope", error_description="the token lacks a required scope", scope="broker:read broker:admin"`},
 		{desc: "spoofed identity headers are replaced", status: 200,
 			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
 				r.Header.Set("X-Auth-Client", "admin")
 				r.Header.Set("x-auth-roles", "broker-admin")
+				r.Header.Set("X_Auth_Subject", "root")
+				r.Header.Set("X-Auth_Username", "root")
 			},
-			upstream: map[string]string{"X-Auth-Client": "svc", "X-Auth-Roles": "broker-user"}},
+			upstream: map[string]string{"X-Auth-Client": "svc", "X-Auth-Roles": "broker-user", "X_auth_subject": "", "X-Auth_username": ""}},
 		{desc: "spoofed identity headers removed from anonymous requests", config: map[string]any{"optional": "true"}, status: 200,
 			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 				r.Header.Set("X-Auth-Client", "admin")
 				r.Header.Set("X-Auth-Subject", "root")
+				r.Header.Set("X_Auth_Roles", "broker-admin")
 			},
-			upstream: map[string]string{"X-Auth-Client": "", "X-Auth-Subject": ""}},
+			upstream: map[string]string{"X-Auth-Client": "", "X-Auth-Subject": "", "X_auth_roles": ""}},
+		{desc: "default identity headers stripped even with a custom map",
+			config: map[string]any{"claimHeaders": map[string]any{"sub": "X-Caller"}},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
+				r.Header.Set("X-Auth-Roles", "broker-admin")
+				r.Header.Set("X-Caller", "root")
+			}, status: 200,
+			upstream: map[string]string{"X-Auth-Roles": "", "X-Caller": "*"}},
 		{desc: "optional: a claim absent from the token sends no header", config: map[string]any{"optional": "true"},
 			request: withToken(map[string]any{"preferred_username": nil}), status: 200,
 			upstream: map[string]string{"X-Auth-Username": "", "X-Auth-Client": "svc"}},
 		{desc: "optional: a bad token is still refused", config: map[string]any{"optional": "true"},
 			request: bearer("garbage"), status: 401, challenge: invalid},
+		{desc: "arrays are joined with commas", request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{"broker-user", "auditor"}}}),
+			status: 200, upstream: map[string]string{"X-Auth-Roles": "broker-user,auditor"}},
+		{desc: "an empty array sends no header", config: map[string]any{"requiredRoles": []any{}},
+			request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{}}}),
+			status:  200, upstream: map[string]string{"X-Auth-Roles": ""}},
 		{desc: "claim with CR LF is refused, not forwarded",
-			request: withToken(map[string]any{"preferred_username": "x\r\nX-Admin: 1"}), status: 401, challenge: invalid},
+			request: withToken(map[string]any{"preferred_username": "x\r\nX-Admin: 1"}), status: 401, challenge: invalid, why: "control characters"},
+		{desc: "control character inside an array element",
+			request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{"broker-user", "a\nb"}}}), status: 401, why: "control characters"},
+		{desc: "DEL character", request: withToken(map[string]any{"azp": "svc\x7f"}), status: 401, why: "control characters"},
 		{desc: "custom claim headers replace the default map",
 			config:  map[string]any{"claimHeaders": map[string]any{"resource_access.core-broker.roles": "X-Client-Roles"}},
 			request: withToken(nil), status: 200,
@@ -244,14 +295,19 @@ func jwtCases() []jwtCase {
 			config: map[string]any{"forwardToken": "false", "tokenCookie": "kc_token"},
 			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
-				r.AddCookie(&http.Cookie{Name: "theme", Value: "dark"})
+				r.Header.Add("Cookie", "theme=dark; q=x y")
 			}, status: 200,
-			upstream: map[string]string{"Authorization": "", "Cookie": "theme=dark", "X-Auth-Client": "svc"}},
+			upstream: map[string]string{"Authorization": "", "Cookie": "theme=dark; q=x y", "X-Auth-Client": "svc"}},
 		{desc: "Authorization wins over the cookie", config: map[string]any{"tokenCookie": "kc_token"},
 			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
 				r.Header.Set("Authorization", "Bearer garbage")
 				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
 			}, status: 401, challenge: invalid},
+		{desc: "cookie used when Authorization has another scheme", config: map[string]any{"tokenCookie": "kc_token"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.SetBasicAuth("u", "p")
+				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
+			}, status: 200, upstream: map[string]string{"X-Auth-Client": "svc"}},
 		{desc: "custom realm in the challenge", config: map[string]any{"realm": "broker"}, status: 401, challenge: `Bearer realm="broker"`},
 	}
 }
@@ -291,7 +347,7 @@ func TestJWTAuthCases(t *testing.T) {
 						}
 					}
 					if tc.status != 200 {
-						checkErrorBody(t, res, body, tc.errorCode, auth)
+						checkErrorBody(t, res, body, tc.errorCode, tc.why, auth)
 					}
 					for name, want := range tc.upstream {
 						got := up.header.Values(name)
@@ -312,7 +368,7 @@ func TestJWTAuthCases(t *testing.T) {
 }
 
 // checkErrorBody checks the RFC 6750 JSON body and that it never echoes the token.
-func checkErrorBody(t *testing.T, res *http.Response, body []byte, code, auth string) {
+func checkErrorBody(t *testing.T, res *http.Response, body []byte, code, why, auth string) {
 	t.Helper()
 	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q", ct)
@@ -326,6 +382,12 @@ func checkErrorBody(t *testing.T, res *http.Response, body []byte, code, auth st
 	}
 	if code != "" && e.Error != code {
 		t.Fatalf("error %q, want %q", e.Error, code)
+	}
+	if !strings.Contains(e.Description, why) {
+		t.Fatalf("error_description %q, want it to say %q", e.Description, why)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("Cache-Control %q, want no-store", cc)
 	}
 	if tok := strings.TrimPrefix(auth, "Bearer "); len(tok) > 8 && strings.Contains(string(body)+res.Header.Get("WWW-Authenticate"), tok) {
 		t.Fatal("the answer echoes the token")
@@ -383,7 +445,7 @@ func TestJWTAuthKeyRotationAndIdPOutage(t *testing.T) {
 			iss := startIssuer(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			h, err := b.New(ctx, &upstream{}, merge(baseConfig(iss), map[string]any{"minRefreshInterval": "0s"}), "rot")
+			h, err := b.New(ctx, &upstream{}, merge(baseConfig(iss), map[string]any{"minRefreshInterval": "1s"}), "rot")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -101,7 +101,7 @@ func TestJWTAuthThroughTraefik(t *testing.T) {
 				}
 			}
 			if tc.status != 200 {
-				checkErrorBody(t, res, body, tc.errorCode, auth)
+				checkErrorBody(t, res, body, tc.errorCode, tc.why, auth)
 				return
 			}
 			seen := echo.Decode(t, body)
@@ -133,7 +133,7 @@ func TestJWTAuthTraefikRotationOutageAndBrokenConfig(t *testing.T) {
 		"    api:\n      entryPoints: [web]\n      rule: PathPrefix(`/api/`)\n      middlewares: [auth]\n      service: upstream\n" +
 		"    broken:\n      entryPoints: [web]\n      rule: PathPrefix(`/broken/`)\n      middlewares: [noissuer]\n      service: upstream\n" +
 		"  middlewares:\n" +
-		pluginMiddleware("auth", "jwtauth", map[string]any{"issuer": iss.IssuerURL(), "audiences": []any{"core-broker"}, "minRefreshInterval": "0s"}) +
+		pluginMiddleware("auth", "jwtauth", map[string]any{"issuer": iss.IssuerURL(), "audiences": []any{"core-broker"}, "minRefreshInterval": "1s"}) +
 		pluginMiddleware("noissuer", "jwtauth", map[string]any{"audiences": []any{"core-broker"}}) +
 		fmt.Sprintf("  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: %q\n", up.URL)
 	gw := traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: jwtPlugins, WaitRouters: []string{"api@file"}})

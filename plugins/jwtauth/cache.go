@@ -1,18 +1,16 @@
 package jwtauth
 
-import (
-	"crypto/sha256"
-	"sync"
-)
+import "sync"
 
-// tokenCache is a bounded cache of verdicts keyed by the SHA-256 of the token. It keeps two
-// generations of at most max/2 entries each: when the current one fills up it becomes the old
-// one and the previous old one is dropped; a hit in the old generation is moved forward. So
-// recently used tokens stay, memory is bounded, and every operation is O(1).
+// tokenCache is a bounded cache of verdicts keyed by a seeded 64-bit hash of the token
+// (hash/maphash; the verdict holds the token, and a hit must match it exactly). It keeps two
+// generations of at most size/2 entries each: when the current one fills up it becomes the
+// old one and the previous old one is dropped; a hit in the old generation is moved forward.
+// So recently used tokens stay, memory is bounded, and every operation is O(1).
 type tokenCache struct {
 	mu   sync.Mutex
-	cur  map[string]*verdict
-	old  map[string]*verdict
+	cur  map[uint64]*verdict
+	old  map[uint64]*verdict
 	half int
 }
 
@@ -24,15 +22,10 @@ func newTokenCache(size int) *tokenCache {
 	if half < 1 {
 		half = 1
 	}
-	return &tokenCache{cur: make(map[string]*verdict, half), old: map[string]*verdict{}, half: half}
+	return &tokenCache{cur: make(map[uint64]*verdict, half), old: map[uint64]*verdict{}, half: half}
 }
 
-func cacheKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return string(sum[:])
-}
-
-func (c *tokenCache) get(key string) *verdict {
+func (c *tokenCache) get(key uint64) *verdict {
 	c.mu.Lock()
 	v := c.cur[key]
 	if v == nil {
@@ -46,16 +39,16 @@ func (c *tokenCache) get(key string) *verdict {
 	return v
 }
 
-func (c *tokenCache) put(key string, v *verdict) {
+func (c *tokenCache) put(key uint64, v *verdict) {
 	c.mu.Lock()
 	c.putLocked(key, v)
 	c.mu.Unlock()
 }
 
-func (c *tokenCache) putLocked(key string, v *verdict) {
+func (c *tokenCache) putLocked(key uint64, v *verdict) {
 	if len(c.cur) >= c.half {
 		c.old = c.cur
-		c.cur = make(map[string]*verdict, c.half)
+		c.cur = make(map[uint64]*verdict, c.half)
 	}
 	c.cur[key] = v
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// CacheSize bounds the cache of verified tokens (keyed by a SHA-256 of the token, never
 	// used past the token's exp). 0 disables it. Default 10000.
 	CacheSize int `json:"cacheSize,omitempty"`
+	// TokenTypes lists the accepted values of the `typ` claim when a token carries one
+	// (case-insensitive). Default [Bearer]: Keycloak access tokens; its ID and refresh tokens
+	// (typ ID, Refresh) are refused. "*" accepts any.
+	TokenTypes []string `json:"tokenTypes,omitempty"`
 }
 
 // DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
@@ -118,6 +122,9 @@ type settings struct {
 	fetchTimeout time.Duration
 	realm        string
 	cacheSize    int
+	tokenTypes   map[string]bool
+	strip        map[string]bool // canonical header names removed from every request
+	anyType      bool
 }
 
 var supportedAlgorithms = map[string]bool{
@@ -171,7 +178,7 @@ func (c *Config) compile() (*settings, error) {
 
 	s.leeway = parseDuration(&errs, "leeway", c.Leeway, 0, 10*time.Minute)
 	s.refresh = parseDuration(&errs, "refreshInterval", c.RefreshInterval, time.Second, 7*24*time.Hour)
-	s.minRefresh = parseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, 0, 24*time.Hour)
+	s.minRefresh = parseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, time.Second, 24*time.Hour)
 	s.fetchTimeout = parseDuration(&errs, "fetchTimeout", c.FetchTimeout, 10*time.Millisecond, time.Minute)
 
 	s.scopes = cleanList(c.RequiredScopes)
@@ -221,6 +228,18 @@ func (c *Config) compile() (*settings, error) {
 		}
 	}
 
+	types := cleanList(c.TokenTypes)
+	if len(types) == 0 {
+		types = []string{"Bearer"}
+	}
+	s.tokenTypes = map[string]bool{}
+	for _, t := range types {
+		if t == "*" {
+			s.anyType = true
+		}
+		s.tokenTypes[strings.ToLower(t)] = true
+	}
+
 	s.cookie = strings.TrimSpace(c.TokenCookie)
 	if s.cookie != "" && !isToken(s.cookie) {
 		bad("tokenCookie", "invalid cookie name %q", c.TokenCookie)
@@ -231,6 +250,19 @@ func (c *Config) compile() (*settings, error) {
 	}
 	if c.CacheSize < 0 || c.CacheSize > 10000000 {
 		bad("cacheSize", "must be between 0 and 10000000, got %d", c.CacheSize)
+	}
+	// Client copies of the configured claim headers, and of the default ones even when the map
+	// is replaced (upstreams may still trust X-Auth-*), are always removed.
+	s.strip = map[string]bool{}
+	for _, h := range s.headers {
+		for _, v := range headerVariants(h.header) {
+			s.strip[v] = true
+		}
+	}
+	for _, h := range DefaultClaimHeaders() {
+		for _, v := range headerVariants(h) {
+			s.strip[v] = true
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -307,4 +339,32 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// headerVariants returns the canonical forms of name with each '-' or '_' replaced by either:
+// CGI-style backends (PHP, WSGI) read X_Auth_Subject as X-Auth-Subject, so a client must not
+// be able to send an identity header under any of these spellings.
+func headerVariants(name string) []string {
+	var seps []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' || name[i] == '_' {
+			seps = append(seps, i)
+		}
+	}
+	if len(seps) > 8 {
+		seps = seps[:8]
+	}
+	var out []string
+	b := []byte(name)
+	for mask := 0; mask < 1<<len(seps); mask++ {
+		for j, pos := range seps {
+			if mask&(1<<j) != 0 {
+				b[pos] = '_'
+			} else {
+				b[pos] = '-'
+			}
+		}
+		out = append(out, http.CanonicalHeaderKey(string(b)))
+	}
+	return out
 }

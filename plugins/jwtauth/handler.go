@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"os"
 	"strings"
@@ -14,16 +15,17 @@ import (
 
 // jwtAuth is the middleware. Everything it needs per request is prepared in New.
 type jwtAuth struct {
-	next   http.Handler
-	name   string
-	s      *settings
-	keys   *jwksCache
-	cache  *tokenCache
-	parser *jwt.Parser
-	rej    rejections
-	now    func() time.Time
-	// stripped lists the canonical header names removed from every request.
-	stripped []string
+	next    http.Handler
+	name    string
+	s       *settings
+	keys    *jwksCache
+	cache   *tokenCache
+	seed    maphash.Seed
+	methods map[string]jwt.SigningMethod // the allow-listed algorithms
+	rej     rejections
+	now     func() time.Time
+	// headerNames are the canonical claim header names, aligned with verdict.values.
+	headerNames []string
 }
 
 // New validates the configuration and builds the middleware. The JWKS is fetched in the
@@ -41,35 +43,32 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 
 func newHandler(ctx context.Context, next http.Handler, s *settings, name string) *jwtAuth {
 	a := &jwtAuth{
-		next:  next,
-		name:  name,
-		s:     s,
-		cache: newTokenCache(s.cacheSize),
-		rej:   newRejections(s),
-		now:   time.Now,
+		next:    next,
+		name:    name,
+		s:       s,
+		cache:   newTokenCache(s.cacheSize),
+		seed:    maphash.MakeSeed(),
+		methods: map[string]jwt.SigningMethod{},
+		rej:     newRejections(s),
+		now:     time.Now,
+	}
+	for _, alg := range s.algorithms {
+		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
 	a.keys = newJWKSCache(s, a.log)
-	a.parser = jwt.NewParser(
-		jwt.WithValidMethods(s.algorithms),
-		jwt.WithLeeway(s.leeway),
-		jwt.WithIssuer(s.issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(a.clock),
-	)
 	for _, h := range s.headers {
-		a.stripped = append(a.stripped, h.header)
+		a.headerNames = append(a.headerNames, h.header)
 	}
 	go a.keys.run(ctx)
 	return a
 }
 
-func (a *jwtAuth) clock() time.Time { return a.now() }
-
 func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
-	for _, name := range a.stripped {
-		delete(h, name)
+	for name := range h {
+		if a.s.strip[name] {
+			delete(h, name)
+		}
 	}
 	token, rej := a.extract(req)
 	if rej != nil {
@@ -89,9 +88,9 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		v.reject.write(rw)
 		return
 	}
-	for i, name := range a.stripped {
-		if v.values[i] != nil {
-			h[name] = v.values[i]
+	for i, name := range a.headerNames {
+		if v.values[i] != "" {
+			h[name] = []string{v.values[i]}
 		}
 	}
 	a.forward(rw, req)
@@ -102,23 +101,25 @@ func (a *jwtAuth) forward(rw http.ResponseWriter, req *http.Request) {
 	if !a.s.forwardToken {
 		delete(req.Header, "Authorization")
 		if a.s.cookie != "" {
-			removeCookie(req, a.s.cookie)
+			removeCookie(req.Header, a.s.cookie)
 		}
 	}
 	a.next.ServeHTTP(rw, req)
 }
 
-// verdictFor answers from the cache when it can, else verifies the token.
+// verdictFor answers from the cache when it can, else verifies the token. A cached verdict
+// is used only for the very same token, before its exp, and against the same key set.
 func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
 	if a.cache == nil {
 		return a.verify(ctx, token)
 	}
-	key := cacheKey(token)
+	key := maphash.String(a.seed, token)
 	now := a.now().Unix()
-	if v := a.cache.get(key); v != nil && now < v.exp && v.gen == a.keys.generation() {
+	v := a.cache.get(key)
+	if v != nil && v.token == token && now < v.exp && v.gen == a.keys.generation() {
 		return v
 	}
-	v := a.verify(ctx, token)
+	v = a.verify(ctx, token)
 	if v.exp > now && (v.reject == nil || v.reject.status == http.StatusForbidden) {
 		a.cache.put(key, v)
 	}
@@ -129,42 +130,64 @@ func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
 // configured cookie. Another scheme counts as no token.
 func (a *jwtAuth) extract(req *http.Request) (string, *rejection) {
 	values := req.Header["Authorization"]
+	token := ""
 	if len(values) > 1 {
 		return "", a.rej.multipleAuth
 	}
 	if len(values) == 1 {
 		v := values[0]
-		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			token := strings.TrimSpace(v[7:])
+		if len(v) > 7 && (strings.HasPrefix(v, "Bearer ") || strings.EqualFold(v[:7], "bearer ")) {
+			token = strings.TrimSpace(v[7:])
 			if token == "" {
 				return "", a.rej.malformed
 			}
-			return token, nil
-		}
-		if strings.EqualFold(strings.TrimSpace(v), "bearer") {
+		} else if strings.EqualFold(strings.TrimSpace(v), "bearer") {
 			return "", a.rej.malformed
 		}
 	}
-	if a.s.cookie != "" {
-		if c, err := req.Cookie(a.s.cookie); err == nil && c.Value != "" {
-			return c.Value, nil
+	if token == "" && a.s.cookie != "" {
+		if c, err := req.Cookie(a.s.cookie); err == nil {
+			token = c.Value
 		}
 	}
-	return "", nil
+	if len(token) > maxTokenBytes {
+		return "", a.rej.malformed
+	}
+	return token, nil
 }
 
-// removeCookie rewrites the Cookie header without the named cookie.
-func removeCookie(req *http.Request, name string) {
-	cookies := req.Cookies()
-	delete(req.Header, "Cookie")
-	for _, c := range cookies {
-		if c.Name != name {
-			req.AddCookie(c)
+// removeCookie removes the named cookie from the raw Cookie headers, leaving every other
+// cookie byte for byte as the client sent it.
+func removeCookie(h http.Header, name string) {
+	values := h["Cookie"]
+	if len(values) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range values {
+		parts := strings.Split(line, ";")
+		out := parts[:0]
+		for _, p := range parts {
+			n := strings.TrimSpace(p)
+			if i := strings.IndexByte(n, '='); i >= 0 {
+				n = n[:i]
+			}
+			if n != name && strings.TrimSpace(p) != "" {
+				out = append(out, strings.TrimSpace(p))
+			}
+		}
+		if len(out) > 0 {
+			kept = append(kept, strings.Join(out, "; "))
 		}
 	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
 }
 
-// log writes one JSON line to stderr, which Traefik shows in its log at error level.
+// log writes one JSON line to stderr (the gateway's process log).
 func (a *jwtAuth) log(msg string) {
 	line, _ := json.Marshal(map[string]string{
 		"plugin":     "jwtauth",

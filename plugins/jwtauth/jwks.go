@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,11 +32,11 @@ type jwksCache struct {
 
 	mu          sync.Mutex
 	keys        *keySet
-	gen         int64 // bumped whenever keys changes
+	gen         int64 // bumped (atomically, under mu) whenever keys changes
 	raw         []byte
 	discovered  string
 	inflight    chan struct{}
-	lastAttempt time.Time
+	lastAttempt time.Time // of the last fetch caused by an unknown kid
 	lastErr     error
 	lastOK      time.Time
 }
@@ -44,7 +45,11 @@ func newJWKSCache(s *settings, logf func(string)) *jwksCache {
 	return &jwksCache{
 		issuer:     s.issuer,
 		jwksURL:    s.jwksURL,
-		client:     &http.Client{Timeout: s.fetchTimeout},
+		client: &http.Client{
+			Timeout: s.fetchTimeout,
+			// A key endpoint that redirects is refused rather than followed (possibly to http).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		timeout:    s.fetchTimeout,
 		minRefresh: s.minRefresh,
 		refresh:    s.refresh,
@@ -57,17 +62,14 @@ func newJWKSCache(s *settings, logf func(string)) *jwksCache {
 func (c *jwksCache) current() (*keySet, int64) {
 	c.mu.Lock()
 	ks := c.keys
-	gen := c.gen
+	gen := atomic.LoadInt64(&c.gen)
 	c.mu.Unlock()
 	return ks, gen
 }
 
 // generation returns the generation of the current key set.
 func (c *jwksCache) generation() int64 {
-	c.mu.Lock()
-	gen := c.gen
-	c.mu.Unlock()
-	return gen
+	return atomic.LoadInt64(&c.gen)
 }
 
 // lookup finds the key for kid/alg. When none fits, it waits for one JWKS fetch (shared with
@@ -89,7 +91,8 @@ func (c *jwksCache) refreshAndWait(ctx context.Context, limited bool) {
 	if ch == nil {
 		return
 	}
-	t := time.NewTimer(c.timeout + 100*time.Millisecond)
+	// Discovery and the JWKS fetch each take up to timeout.
+	t := time.NewTimer(2*c.timeout + 100*time.Millisecond)
 	defer t.Stop()
 	select {
 	case <-ch:
@@ -105,13 +108,15 @@ func (c *jwksCache) start(limited bool) chan struct{} {
 	if c.inflight != nil {
 		return c.inflight
 	}
-	now := c.now()
-	if limited && !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.minRefresh {
-		return nil
+	if limited {
+		now := c.now()
+		if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.minRefresh {
+			return nil
+		}
+		c.lastAttempt = now
 	}
 	ch := make(chan struct{})
 	c.inflight = ch
-	c.lastAttempt = now
 	go c.fetch(ch)
 	return ch
 }
@@ -126,7 +131,7 @@ func (c *jwksCache) fetch(done chan struct{}) {
 		if !bytes.Equal(raw, c.raw) {
 			c.keys = ks
 			c.raw = raw
-			c.gen++
+			atomic.AddInt64(&c.gen, 1)
 			changed = true
 		}
 	}
@@ -244,7 +249,7 @@ func (c *jwksCache) run(ctx context.Context) {
 	if retry < time.Second {
 		retry = time.Second
 	}
-	for {
+	for ctx.Err() == nil {
 		ch := c.start(false)
 		if ch != nil {
 			select {

@@ -29,6 +29,7 @@ type rejections struct {
 	missingExp     *rejection
 	invalidClaims  *rejection
 	controlChars   *rejection
+	tokenType      *rejection
 	multipleAuth   *rejection
 	scope          *rejection
 	role           *rejection
@@ -44,9 +45,9 @@ func newRejections(s *settings) rejections {
 	if len(s.scopes) > 0 {
 		scopeAttr = `, scope="` + strings.Join(s.scopes, " ") + `"`
 	}
-	forbidden := func(reason, description string) *rejection {
+	forbidden := func(reason, description, attr string) *rejection {
 		return newRejection(http.StatusForbidden, reason, "insufficient_scope", description,
-			challenge+`, error="insufficient_scope", error_description="`+description+`"`+scopeAttr)
+			challenge+`, error="insufficient_scope", error_description="`+description+`"`+attr)
 	}
 	return rejections{
 		missing:        newRejection(http.StatusUnauthorized, "missing_token", "unauthorized", "a bearer token is required", challenge),
@@ -62,9 +63,10 @@ func newRejections(s *settings) rejections {
 		missingExp:     invalid("missing_exp", "the token has no expiry"),
 		invalidClaims:  invalid("invalid_claims", "the token claims are invalid"),
 		controlChars:   invalid("bad_claim_value", "a token claim holds control characters"),
+		tokenType:      invalid("wrong_type", "the token is not an access token"),
 		multipleAuth:   invalid("malformed", "more than one Authorization header"),
-		scope:          forbidden("forbidden", "the token lacks a required scope"),
-		role:           forbidden("forbidden", "the token lacks a required role"),
+		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
+		role:           forbidden("forbidden", "the token lacks a required role", ""),
 	}
 }
 

@@ -2,75 +2,98 @@ package jwtauth
 
 import (
 	"context"
-	"errors"
+	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"strings"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // maxTokenBytes bounds the token accepted for parsing.
 const maxTokenBytes = 16 << 10
 
+// b64url decodes JWS segments: unpadded base64url, canonical encodings only.
+var b64url = base64.RawURLEncoding.Strict()
+
 // verdict is the outcome of verifying one token: either a rejection, or the header values to
 // forward. Verdicts of valid tokens (accepted or forbidden) are cached until the token's exp.
 type verdict struct {
+	token  string // the token itself: a cache hit must match it exactly, not only its hash
 	reject *rejection
-	values [][]string // aligned with settings.headers; nil entry: claim absent
-	exp    int64      // unix seconds
-	gen    int64      // key set generation the signature was checked against
+	values []string // aligned with settings.headers; "" = claim absent, no header
+	exp    int64    // unix seconds
+	gen    int64    // key set generation the signature was checked against
 }
 
-// verify checks signature, algorithm, time claims, issuer, audience, then scopes and roles.
+// jwsHeader is the protected header of a JWS (RFC 7515) as far as verification needs it.
+type jwsHeader struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Crit []string `json:"crit"`
+}
+
+// verify checks the compact JWS (algorithm allow-list, key, signature with golang-jwt's
+// signing methods), then the claims: exp (required), nbf, iat with leeway, iss, typ, aud,
+// then scopes and roles. Claims are checked here rather than by golang-jwt because its
+// joined validation errors cannot be told apart under Yaegi.
 func (a *jwtAuth) verify(ctx context.Context, token string) *verdict {
-	if len(token) > maxTokenBytes {
+	dot1 := strings.IndexByte(token, '.')
+	if dot1 <= 0 {
 		return &verdict{reject: a.rej.malformed}
 	}
-	var used *verifyKey
-	var gen int64
-	keyErr := ""
-	keyfunc := func(t *jwt.Token) (any, error) {
-		alg, _ := t.Header["alg"].(string)
-		kid, _ := t.Header["kid"].(string)
-		if _, isString := t.Header["kid"].(string); t.Header["kid"] != nil && !isString {
-			keyErr = "malformed"
-			return nil, errNoKeys
-		}
-		k, g := a.keys.lookup(ctx, kid, alg)
-		if k == nil {
-			keyErr = "unknown_key"
-			return nil, errNoKeys
-		}
-		used = k
-		gen = g
-		return k.key, nil
+	dot2 := strings.IndexByte(token[dot1+1:], '.')
+	if dot2 <= 0 {
+		return &verdict{reject: a.rej.malformed}
 	}
-	claims := jwt.MapClaims{}
-	_, err := a.parser.ParseWithClaims(token, claims, keyfunc)
+	dot2 = dot2 + dot1 + 1
+	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
+		return &verdict{reject: a.rej.malformed}
+	}
+	headerJSON, err := b64url.DecodeString(token[:dot1])
 	if err != nil {
-		return &verdict{reject: a.classify(err, keyErr)}
+		return &verdict{reject: a.rej.malformed}
 	}
-	if used == nil {
+	var hdr jwsHeader
+	if err := json.Unmarshal(headerJSON, &hdr); err != nil {
+		return &verdict{reject: a.rej.malformed}
+	}
+	if len(hdr.Crit) > 0 {
+		return &verdict{reject: a.rej.malformed}
+	}
+	method := a.methods[hdr.Alg]
+	if method == nil {
+		return &verdict{reject: a.rej.algorithm}
+	}
+	sig, err := b64url.DecodeString(token[dot2+1:])
+	if err != nil || len(sig) == 0 {
+		return &verdict{reject: a.rej.malformed}
+	}
+	key, gen := a.keys.lookup(ctx, hdr.Kid, hdr.Alg)
+	if key == nil {
 		return &verdict{reject: a.rej.unknownKey}
 	}
-	if len(a.s.audiences) > 0 && !audienceMatches(claims["aud"], a.s.audiences) {
-		return &verdict{reject: a.rej.audience}
+	if err := method.Verify(token[:dot2], sig, key.key); err != nil {
+		return &verdict{reject: a.rej.signature}
 	}
-	exp, ok := claims["exp"].(float64)
-	if !ok {
-		return &verdict{reject: a.rej.invalidClaims}
+	payload, err := b64url.DecodeString(token[dot1+1 : dot2])
+	if err != nil {
+		return &verdict{reject: a.rej.malformed}
 	}
-	v := &verdict{exp: int64(exp), gen: gen}
-	v.values = make([][]string, len(a.s.headers))
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
+		return &verdict{reject: a.rej.malformed}
+	}
+	if rej := a.checkClaims(claims); rej != nil {
+		return &verdict{reject: rej}
+	}
+	exp, _ := claims["exp"].(float64)
+	v := &verdict{token: token, exp: int64(exp), gen: gen}
+	v.values = make([]string, len(a.s.headers))
 	for i, h := range a.s.headers {
-		val, present := claimString(claims, h.path)
-		if !present {
-			continue
-		}
+		val := claimString(claims, h.path)
 		if hasControl(val) {
 			return &verdict{reject: a.rej.controlChars}
 		}
-		v.values[i] = []string{val}
+		v.values[i] = val
 	}
 	if !hasScopes(claims["scope"], a.s.scopes) {
 		v.reject = a.rej.scope
@@ -80,40 +103,51 @@ func (a *jwtAuth) verify(ctx context.Context, token string) *verdict {
 	return v
 }
 
-// classify maps a golang-jwt error to the answer the client gets.
-func (a *jwtAuth) classify(err error, keyErr string) *rejection {
-	if keyErr == "unknown_key" {
-		return a.rej.unknownKey
+// checkClaims validates the registered claims; nil means valid.
+func (a *jwtAuth) checkClaims(claims map[string]any) *rejection {
+	now := float64(a.now().Unix())
+	leeway := a.s.leeway.Seconds()
+	exp, ok := claims["exp"].(float64)
+	if !ok {
+		if claims["exp"] == nil {
+			return a.rej.missingExp
+		}
+		return a.rej.invalidClaims
 	}
-	if keyErr == "malformed" {
-		return a.rej.malformed
-	}
-	if errors.Is(err, jwt.ErrTokenMalformed) {
-		return a.rej.malformed
-	}
-	if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-		return a.rej.signature
-	}
-	if errors.Is(err, jwt.ErrTokenExpired) {
+	if now >= exp+leeway {
 		return a.rej.expired
 	}
-	if errors.Is(err, jwt.ErrTokenNotValidYet) {
-		return a.rej.notYetValid
+	if nbf, present := claims["nbf"]; present {
+		n, ok := nbf.(float64)
+		if !ok {
+			return a.rej.invalidClaims
+		}
+		if now+leeway < n {
+			return a.rej.notYetValid
+		}
 	}
-	if errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
-		return a.rej.issuedInFuture
+	if iat, present := claims["iat"]; present {
+		n, ok := iat.(float64)
+		if !ok {
+			return a.rej.invalidClaims
+		}
+		if n > now+leeway {
+			return a.rej.issuedInFuture
+		}
 	}
-	if errors.Is(err, jwt.ErrTokenInvalidIssuer) {
+	if iss, _ := claims["iss"].(string); iss != a.s.issuer {
 		return a.rej.issuer
 	}
-	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
-		return a.rej.missingExp
+	if typ, present := claims["typ"]; present && !a.s.anyType {
+		s, _ := typ.(string)
+		if !a.s.tokenTypes[strings.ToLower(s)] {
+			return a.rej.tokenType
+		}
 	}
-	if errors.Is(err, jwt.ErrTokenUnverifiable) {
-		// golang-jwt reports a disallowed or unknown alg as unverifiable.
-		return a.rej.algorithm
+	if len(a.s.audiences) > 0 && !audienceMatches(claims["aud"], a.s.audiences) {
+		return a.rej.audience
 	}
-	return a.rej.invalidClaims
+	return nil
 }
 
 // audienceMatches reports whether aud (string or array) contains one of want.
@@ -181,8 +215,8 @@ func lookupPath(claims map[string]any, path []string) any {
 }
 
 // claimString renders a claim as a header value: arrays joined with ",", numbers in decimal.
-// Objects and null are not forwarded.
-func claimString(claims map[string]any, path []string) (string, bool) {
+// Objects, null and absent claims give "" (no header).
+func claimString(claims map[string]any, path []string) string {
 	v := lookupPath(claims, path)
 	if list, ok := v.([]any); ok {
 		parts := make([]string, 0, len(list))
@@ -191,9 +225,10 @@ func claimString(claims map[string]any, path []string) (string, bool) {
 				parts = append(parts, s)
 			}
 		}
-		return strings.Join(parts, ","), true
+		return strings.Join(parts, ",")
 	}
-	return scalarString(v)
+	s, _ := scalarString(v)
+	return s
 }
 
 func scalarString(v any) (string, bool) {

@@ -39,11 +39,13 @@ function setup(thread)
   counter = counter + 1
 end
 function init(args)
+  local all = {}
+  for line in io.lines(os.getenv("TOKENS_FILE")) do all[#all + 1] = line end
   tokens = {}
-  local n = 0
-  for line in io.lines(os.getenv("TOKENS_FILE")) do
-    if n % %d == tid then tokens[#tokens + 1] = line end
-    n = n + 1
+  if #all < %d then tokens = all else
+    for n = 1, #all do
+      if (n - 1) % %d == tid then tokens[#tokens + 1] = all[n] end
+    end
   end
   i = 0
 end
@@ -105,7 +107,7 @@ func TestBenchJWT(t *testing.T) {
 	t.Logf("signing %d unique tokens for the worst case…", uniqueN)
 	uniq := writeTokens(t, iss, filepath.Join(dir, "uniq.txt"), uniqueN)
 	script := filepath.Join(dir, "tokens.lua")
-	if err := os.WriteFile(script, []byte(strings.Replace(wrkScript, "%d", strconv.Itoa(threads), 1)), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(strings.ReplaceAll(wrkScript, "%d", strconv.Itoa(threads))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

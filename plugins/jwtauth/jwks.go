@@ -43,8 +43,8 @@ type jwksCache struct {
 
 func newJWKSCache(s *settings, logf func(string)) *jwksCache {
 	return &jwksCache{
-		issuer:     s.issuer,
-		jwksURL:    s.jwksURL,
+		issuer:  s.issuer,
+		jwksURL: s.jwksURL,
 		client: &http.Client{
 			Timeout: s.fetchTimeout,
 			// A key endpoint that redirects is refused rather than followed (possibly to http).

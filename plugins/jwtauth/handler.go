@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -63,6 +64,9 @@ func newHandler(ctx context.Context, next http.Handler, s *settings, name string
 	return a
 }
 
+// ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and
+// temporary of a function on each call, so this function holds only the common case (one
+// "Bearer" header, a cached verdict); everything else is in serveSlow and verdictFor.
 func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	for name := range h {
@@ -70,20 +74,21 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 			delete(h, name)
 		}
 	}
-	token, rej := a.extract(req)
-	if rej != nil {
-		rej.write(rw)
+	values := h["Authorization"]
+	if len(values) != 1 || !strings.HasPrefix(values[0], "Bearer ") || a.cache == nil {
+		a.serveSlow(rw, req)
 		return
 	}
-	if token == "" {
-		if a.s.optional {
-			a.forward(rw, req)
-			return
-		}
-		a.rej.missing.write(rw)
-		return
+	token := values[0][7:]
+	key := maphash.String(a.seed, token)
+	// Inlined tokenCache.get (current generation only) and jwksCache.generation: each
+	// interpreted call costs a frame.
+	a.cache.mu.Lock()
+	v := a.cache.cur[key]
+	a.cache.mu.Unlock()
+	if v == nil || v.token != token || v.exp <= a.now().Unix() || v.gen != atomic.LoadInt64(&a.keys.gen) {
+		v = a.verdictFor(req.Context(), token)
 	}
-	v := a.verdictFor(req.Context(), token)
 	if v.reject != nil {
 		v.reject.write(rw)
 		return
@@ -93,23 +98,62 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 			h[name] = []string{v.values[i]}
 		}
 	}
-	a.forward(rw, req)
-}
-
-// forward passes the request on, removing the token first when forwardToken is false.
-func (a *jwtAuth) forward(rw http.ResponseWriter, req *http.Request) {
 	if !a.s.forwardToken {
-		delete(req.Header, "Authorization")
-		if a.s.cookie != "" {
-			removeCookie(req.Header, a.s.cookie)
-		}
+		a.removeToken(req)
 	}
 	a.next.ServeHTTP(rw, req)
 }
 
-// verdictFor answers from the cache when it can, else verifies the token. A cached verdict
-// is used only for the very same token, before its exp, and against the same key set.
+// serveSlow handles everything but a single "Bearer" Authorization header: other spellings
+// of the scheme, cookies, no token, several headers, and a disabled cache.
+func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
+	token, rej := a.extract(req)
+	if rej != nil {
+		rej.write(rw)
+		return
+	}
+	if token == "" {
+		if !a.s.optional {
+			a.rej.missing.write(rw)
+			return
+		}
+		if !a.s.forwardToken {
+			a.removeToken(req)
+		}
+		a.next.ServeHTTP(rw, req)
+		return
+	}
+	v := a.verdictFor(req.Context(), token)
+	if v.reject != nil {
+		v.reject.write(rw)
+		return
+	}
+	for i, name := range a.headerNames {
+		if v.values[i] != "" {
+			req.Header[name] = []string{v.values[i]}
+		}
+	}
+	if !a.s.forwardToken {
+		a.removeToken(req)
+	}
+	a.next.ServeHTTP(rw, req)
+}
+
+// removeToken removes the Authorization header and the token cookie (forwardToken: false).
+func (a *jwtAuth) removeToken(req *http.Request) {
+	delete(req.Header, "Authorization")
+	if a.s.cookie != "" {
+		removeCookie(req.Header, a.s.cookie)
+	}
+}
+
+// verdictFor answers from the cache (either generation) when it can, else verifies the
+// token. A cached verdict is used only for the very same token, before its exp, and against
+// the same key set.
 func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
+	if len(token) > maxTokenBytes {
+		return &verdict{reject: a.rej.malformed}
+	}
 	if a.cache == nil {
 		return a.verify(ctx, token)
 	}

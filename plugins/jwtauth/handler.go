@@ -56,11 +56,10 @@ func newHandler(ctx context.Context, next http.Handler, s *settings, name string
 	for _, alg := range s.algorithms {
 		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
-	a.keys = newJWKSCache(s, a.log)
+	a.keys = acquireKeys(ctx, s, a.log)
 	for _, h := range s.headers {
 		a.headerNames = append(a.headerNames, h.header)
 	}
-	go a.keys.run(ctx)
 	return a
 }
 

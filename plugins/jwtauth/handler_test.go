@@ -134,3 +134,42 @@ func TestRemoveCookie(t *testing.T) {
 		t.Fatalf("Cookie = %q", got)
 	}
 }
+
+func TestSharedKeyCache(t *testing.T) {
+	k0 := testRSAKey(t, 0)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	cfg := CreateConfig()
+	cfg.Issuer = f.issuerURL()
+	s, err := cfg.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sharedCount()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	a1 := newHandler(ctx1, http.NotFoundHandler(), s, "one")
+	a2 := newHandler(ctx2, http.NotFoundHandler(), s, "two")
+	if a1.keys != a2.keys {
+		t.Fatal("two middlewares with the same issuer got separate JWKS caches")
+	}
+	other := *s
+	other.issuer = f.issuerURL() + "-other"
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	if a3 := newHandler(ctx3, http.NotFoundHandler(), &other, "three"); a3.keys == a1.keys {
+		t.Fatal("another issuer shares the cache")
+	}
+	cancel1()
+	time.Sleep(50 * time.Millisecond)
+	if sharedCount() != before+2 {
+		t.Fatalf("shared caches = %d after one of two users left, want %d", sharedCount(), before+2)
+	}
+	cancel2()
+	deadline := time.Now().Add(2 * time.Second)
+	for sharedCount() != before+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if sharedCount() != before+1 {
+		t.Fatalf("shared caches = %d after both users left, want %d", sharedCount(), before+1)
+	}
+}

@@ -1,0 +1,96 @@
+package confmap
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+type limit struct {
+	Requests int
+	Window   string
+}
+
+type sample struct {
+	Name      string
+	On        bool
+	Count     int
+	Ratio     float64
+	Tags      []string
+	Headers   map[string]string
+	Limits    []limit
+	Overrides map[string][]limit
+	Inner     struct{ Address string }
+	hidden    string
+}
+
+func defaults() sample {
+	s := sample{Name: "default", On: true, Count: 7, Tags: []string{"a"}}
+	s.Inner.Address = "127.0.0.1:6379"
+	return s
+}
+
+func TestDecode(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		in   map[string]any
+		want func(s *sample)
+		err  string
+	}{
+		{desc: "absent keys keep defaults", in: map[string]any{}, want: func(s *sample) {}},
+		{desc: "strings to typed fields, keys case-insensitive",
+			in:   map[string]any{"NAME": "x", "on": "false", "count": "0x10", "ratio": "0.5"},
+			want: func(s *sample) { s.Name = "x"; s.On = false; s.Count = 16; s.Ratio = 0.5 }},
+		{desc: "comma string splits untrimmed, as Traefik does", in: map[string]any{"tags": "a, b"},
+			want: func(s *sample) { s.Tags = []string{"a", " b"} }},
+		{desc: "list replaces the default list", in: map[string]any{"tags": []any{"x", "y"}},
+			want: func(s *sample) { s.Tags = []string{"x", "y"} }},
+		{desc: "maps, lists of structs, nested maps of lists", in: map[string]any{
+			"headers":   map[string]any{"sub": "X-Auth-Subject"},
+			"limits":    []any{map[string]any{"requests": "100", "window": "1s"}},
+			"overrides": map[string]any{"partner-a": []any{map[string]any{"requests": "1000", "window": "1s"}}},
+			"inner":     map[string]any{"address": "redis:6379"},
+		}, want: func(s *sample) {
+			s.Headers = map[string]string{"sub": "X-Auth-Subject"}
+			s.Limits = []limit{{100, "1s"}}
+			s.Overrides = map[string][]limit{"partner-a": {{1000, "1s"}}}
+			s.Inner.Address = "redis:6379"
+		}},
+		{desc: "a single map where a list is expected", in: map[string]any{"limits": map[string]any{"requests": "5", "window": "1m"}},
+			want: func(s *sample) { s.Limits = []limit{{5, "1m"}} }},
+		{desc: "unknown key is named", in: map[string]any{"nmae": "x"}, err: "nmae: unknown option"},
+		{desc: "unexported fields are not options", in: map[string]any{"hidden": "x"}, err: "hidden: unknown option"},
+		{desc: "bool yes refused", in: map[string]any{"on": "yes"}, err: `on: expected true or false, got "yes"`},
+		{desc: "nested errors carry the path", in: map[string]any{"limits": []any{map[string]any{"requests": "many"}}},
+			err: `limits[0].requests: expected a whole number, got "many"`},
+		{desc: "every problem at once", in: map[string]any{"count": "x", "inner": map[string]any{"adress": "y"}},
+			err: "count: expected a whole number"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got := defaults()
+			err := Decode(tc.in, &got)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want it to contain %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := defaults()
+			tc.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestDecodeReportsAll(t *testing.T) {
+	s := defaults()
+	err := Decode(map[string]any{"count": "x", "inner": map[string]any{"adress": "y"}}, &s)
+	if err == nil || !strings.Contains(err.Error(), "count:") || !strings.Contains(err.Error(), "inner.adress: unknown option") {
+		t.Fatalf("error %v", err)
+	}
+}

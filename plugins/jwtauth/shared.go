@@ -1,0 +1,59 @@
+package jwtauth
+
+import (
+	"context"
+	"sync"
+)
+
+// Middlewares with the same key source share one JWKS cache (one refresher, one set of
+// fetches) within an interpreter: the routers × entry points that use one middleware, and
+// the instances Traefik builds on each configuration reload. A shared cache lives while at
+// least one middleware that uses it is alive (its New context not done).
+var shared = struct {
+	mu      sync.Mutex
+	entries map[string]*sharedKeys
+}{entries: map[string]*sharedKeys{}}
+
+type sharedKeys struct {
+	cache  *jwksCache
+	users  int
+	cancel context.CancelFunc
+}
+
+// acquireKeys returns the JWKS cache for s, creating and starting it when needed, and
+// releases it when ctx ends.
+func acquireKeys(ctx context.Context, s *settings, log func(string)) *jwksCache {
+	key := s.issuer + "\x00" + s.jwksURL + "\x00" + s.fetchTimeout.String() + "\x00" +
+		s.minRefresh.String() + "\x00" + s.refresh.String()
+	shared.mu.Lock()
+	e := shared.entries[key]
+	if e == nil {
+		runCtx, cancel := context.WithCancel(context.Background())
+		e = &sharedKeys{cache: newJWKSCache(s, log), cancel: cancel}
+		shared.entries[key] = e
+		go e.cache.run(runCtx)
+	}
+	e.users++
+	shared.mu.Unlock()
+	go release(ctx, key, e)
+	return e.cache
+}
+
+func release(ctx context.Context, key string, e *sharedKeys) {
+	<-ctx.Done()
+	shared.mu.Lock()
+	e.users--
+	if e.users == 0 {
+		e.cancel()
+		delete(shared.entries, key)
+	}
+	shared.mu.Unlock()
+}
+
+// sharedCount reports how many shared caches exist (for tests).
+func sharedCount() int {
+	shared.mu.Lock()
+	n := len(shared.entries)
+	shared.mu.Unlock()
+	return n
+}

@@ -166,7 +166,8 @@ func (g *Gateway) staticConfig(webPort, apiPort int, opts Options) string {
 	}
 	fmt.Fprintf(&b, "log:\n  level: %s\n  format: json\n  filePath: %s\n", level, q(filepath.Join(g.Dir, "traefik.log")))
 	if !opts.Quiet {
-		fmt.Fprintf(&b, "accessLog:\n  format: json\n  filePath: %s\n", q(filepath.Join(g.Dir, "access.log")))
+		// The access log keeps the request id, as static/traefik.yml does.
+		fmt.Fprintf(&b, "accessLog:\n  format: json\n  filePath: %s\n  fields:\n    headers:\n      defaultMode: drop\n      names:\n        X-Request-Id: keep\n", q(filepath.Join(g.Dir, "access.log")))
 	}
 	fmt.Fprintf(&b, "providers:\n  file:\n    filename: %s\n    watch: true\n", q(filepath.Join(g.Dir, "dynamic.yml")))
 	fmt.Fprintf(&b, "experimental:\n  abortOnPluginFailure: %t\n", opts.AbortOnPluginFailure)

@@ -3,10 +3,18 @@ module github.com/pavilion-trust/gateway/integration
 go 1.24
 
 require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/mitchellh/mapstructure v1.5.1-0.20231216201459-8508981c8b6c
 	github.com/pavilion-trust/gateway v0.0.0
+	github.com/redis/go-redis/v9 v9.22.0
 	github.com/traefik/yaegi v0.16.1
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+	golang.org/x/sys v0.30.0 // indirect
 )
 
 replace github.com/pavilion-trust/gateway => ../

@@ -1,0 +1,347 @@
+package resp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Errors of the client itself (server errors are RedisError).
+var (
+	// ErrClosed: the Client was closed.
+	ErrClosed = errors.New("resp: client closed")
+	// ErrPoolTimeout: all PoolSize connections stayed busy for the whole Timeout.
+	ErrPoolTimeout = errors.New("resp: timed out waiting for a free connection")
+
+	errNoArgs = errors.New("resp: no command")
+)
+
+// Client is a pool of connections to one Redis server. It is safe for concurrent use and
+// starts no goroutine. A connection that saw an I/O or protocol error is closed, never
+// reused; error replies (RedisError) leave it in the pool.
+//
+// Under Yaegi every statement costs (about a microsecond), so the command path is written
+// for few statements: one mutex, no select and no timer unless the pool is exhausted.
+type Client struct {
+	opts      Options
+	dialer    *net.Dialer
+	tlsDialer *tls.Dialer
+	done      chan struct{} // closed by Close, wakes the waiters
+
+	mu      sync.Mutex
+	slots   int             // slots taken: connections in use or being dialed, at most PoolSize
+	idle    []*conn         // open and free, LIFO; they take no slot
+	waiters []chan struct{} // FIFO of callers waiting for a slot
+	closed  bool
+	stats   Stats
+}
+
+// Stats are counters of a Client, for metrics and tests.
+type Stats struct {
+	Open         int   // connections open now, idle or in use
+	Idle         int   // connections open and idle now
+	Dials        int64 // connections opened (connected, authenticated, DB selected)
+	DialErrors   int64 // failed attempts to open one
+	Discarded    int64 // connections closed after an I/O or protocol error
+	Timeouts     int64 // commands that hit their deadline (their connection is discarded)
+	Waits        int64 // commands that found every connection busy and waited
+	PoolTimeouts int64 // waits for a free connection that ran out of time
+	Retries      int64 // commands sent again after an idle connection turned out dead
+}
+
+// New checks opts and returns a Client. It does not connect: the first command does.
+// Errors name the option at fault.
+func New(opts Options) (*Client, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	c := &Client{
+		opts:   o,
+		dialer: &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+		done:   make(chan struct{}),
+	}
+	if o.TLS {
+		c.tlsDialer = &tls.Dialer{NetDialer: c.dialer, Config: o.TLSConfig}
+	}
+	return c, nil
+}
+
+// Do sends one command and reads its reply. A server error reply is returned as the Value
+// (TypeError) and a RedisError. The command waits for a free connection for at most
+// Options.Timeout, then its write and read have Options.Timeout, or until ctx's deadline if
+// sooner; a ctx cancelled without a deadline is seen before the command is sent and while
+// waiting for a connection, not while it runs.
+//
+// If a connection taken from the idle pool turns out to be closed by the server (no reply
+// at all, not a timeout: e.g. after a Redis restart), the idle connections are dropped and
+// the command is sent once more on a new connection.
+func (c *Client) Do(ctx context.Context, args ...string) (Value, error) {
+	if len(args) == 0 {
+		return Value{}, errNoArgs
+	}
+	return c.send(ctx, appendCommand(make([]byte, 0, 64), args), args[0])
+}
+
+// send sends one encoded command (name is its first word, for errors) and reads its reply.
+func (c *Client) send(ctx context.Context, cmd []byte, name string) (Value, error) {
+	if err := ctx.Err(); err != nil {
+		return Value{}, err
+	}
+	cn, err := c.get(ctx)
+	if err != nil {
+		return Value{}, err
+	}
+	v, err := cn.roundTrip(cmd, c.deadline(ctx))
+	if err == nil {
+		c.put(cn)
+		return v, nil
+	}
+	return c.failed(ctx, cn, cmd, name, v, err)
+}
+
+// failed handles a command that got an error: an error reply, or a broken connection (then
+// maybe sent again, see Do).
+func (c *Client) failed(ctx context.Context, cn *conn, cmd []byte, name string, v Value, err error) (Value, error) {
+	if re, ok := err.(RedisError); ok {
+		c.put(cn)
+		return v, re
+	}
+	retry := cn.reused && cn.noReply && !isTimeout(err)
+	c.discard(cn, err)
+	if retry {
+		c.dropIdle()
+		cn2, err2 := c.dial(ctx)
+		if err2 != nil {
+			c.release()
+			return Value{}, err2
+		}
+		c.mu.Lock()
+		c.stats.Retries++
+		c.mu.Unlock()
+		v2, err2 := cn2.roundTrip(cmd, c.deadline(ctx))
+		if err2 == nil {
+			c.put(cn2)
+			return v2, nil
+		}
+		if re, ok := err2.(RedisError); ok {
+			c.put(cn2)
+			return v2, re
+		}
+		c.discard(cn2, err2)
+		err = err2
+	}
+	c.release()
+	return Value{}, fmt.Errorf("resp: %s: %w", name, err)
+}
+
+// deadline is the I/O deadline of a command starting now.
+func (c *Client) deadline(ctx context.Context) time.Time {
+	d := time.Now().Add(c.opts.Timeout)
+	ctxDeadline, ok := ctx.Deadline()
+	if ok && ctxDeadline.Before(d) {
+		return ctxDeadline
+	}
+	return d
+}
+
+// get returns a connection, idle or new, holding a slot.
+func (c *Client) get(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	if c.slots < c.opts.PoolSize && !c.closed {
+		c.slots++
+		n := len(c.idle)
+		if n > 0 {
+			cn := c.idle[n-1]
+			c.idle[n-1] = nil
+			c.idle = c.idle[:n-1]
+			c.mu.Unlock()
+			return cn, nil
+		}
+		c.mu.Unlock()
+		return c.dialSlot(ctx)
+	}
+	return c.wait(ctx)
+}
+
+// wait is get when no slot is free; it is called with c.mu held.
+func (c *Client) wait(ctx context.Context) (*conn, error) {
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.stats.Waits++
+	w := make(chan struct{}, 1)
+	c.waiters = append(c.waiters, w)
+	c.mu.Unlock()
+
+	t := time.NewTimer(c.opts.Timeout)
+	var err error
+	select {
+	case <-w:
+	case <-ctx.Done():
+		err = fmt.Errorf("resp: waiting for a free connection: %w", ctx.Err())
+	case <-c.done:
+		err = ErrClosed
+	case <-t.C:
+		err = ErrPoolTimeout
+	}
+	t.Stop()
+
+	c.mu.Lock()
+	if err == nil && c.closed {
+		err = ErrClosed
+	}
+	if err != nil {
+		if !c.removeWaiter(w) {
+			// A slot was handed over to us meanwhile: pass it on.
+			c.releaseLocked()
+		}
+		if err == ErrPoolTimeout {
+			c.stats.PoolTimeouts++
+		}
+		c.mu.Unlock()
+		return nil, err
+	}
+	n := len(c.idle)
+	if n > 0 {
+		cn := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return cn, nil
+	}
+	c.mu.Unlock()
+	return c.dialSlot(ctx)
+}
+
+// removeWaiter takes w out of the queue; false if it is not there (it got a slot).
+func (c *Client) removeWaiter(w chan struct{}) bool {
+	for i, x := range c.waiters {
+		if x == w {
+			copy(c.waiters[i:], c.waiters[i+1:])
+			c.waiters[len(c.waiters)-1] = nil
+			c.waiters = c.waiters[:len(c.waiters)-1]
+			return true
+		}
+	}
+	return false
+}
+
+// dialSlot opens a connection in a slot already taken, and frees the slot if that fails.
+func (c *Client) dialSlot(ctx context.Context) (*conn, error) {
+	cn, err := c.dial(ctx)
+	if err != nil {
+		c.release()
+		return nil, err
+	}
+	return cn, nil
+}
+
+// put returns a healthy connection to the idle pool and frees its slot.
+func (c *Client) put(cn *conn) {
+	cn.reused = true
+	c.mu.Lock()
+	if c.closed {
+		c.stats.Open--
+		c.releaseLocked()
+		c.mu.Unlock()
+		cn.close()
+		return
+	}
+	c.idle = append(c.idle, cn)
+	if len(c.waiters) == 0 {
+		c.slots--
+		c.mu.Unlock()
+		return
+	}
+	c.releaseLocked()
+	c.mu.Unlock()
+}
+
+// release frees the slot of a connection that was discarded or never opened.
+func (c *Client) release() {
+	c.mu.Lock()
+	c.releaseLocked()
+	c.mu.Unlock()
+}
+
+// releaseLocked hands the slot to the first waiter, if any, or frees it.
+func (c *Client) releaseLocked() {
+	if len(c.waiters) == 0 {
+		c.slots--
+		return
+	}
+	w := c.waiters[0]
+	c.waiters[0] = nil
+	c.waiters = c.waiters[1:]
+	w <- struct{}{}
+}
+
+// discard closes a connection after err; its slot stays taken.
+func (c *Client) discard(cn *conn, err error) {
+	cn.close()
+	c.mu.Lock()
+	c.stats.Open--
+	c.stats.Discarded++
+	if isTimeout(err) {
+		c.stats.Timeouts++
+	}
+	c.mu.Unlock()
+}
+
+// dropIdle closes the idle connections: one was found dead, the others likely are too.
+func (c *Client) dropIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.stats.Open -= len(idle)
+	c.mu.Unlock()
+	for _, cn := range idle {
+		cn.close()
+	}
+}
+
+// Close closes the idle connections; the ones in use are closed when their command ends.
+// Later commands, and those waiting for a connection, fail with ErrClosed. Closing twice
+// is a no-op.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	idle := c.idle
+	c.idle = nil
+	c.stats.Open -= len(idle)
+	c.mu.Unlock()
+
+	var errs []error
+	for _, cn := range idle {
+		if err := cn.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	s := c.stats
+	s.Idle = len(c.idle)
+	c.mu.Unlock()
+	return s
+}
+
+// isTimeout tells whether err is a deadline (of a connection or a dial) that passed.
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+}

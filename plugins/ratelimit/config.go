@@ -1,0 +1,401 @@
+// Package ratelimit is a Traefik middleware plugin that limits requests per client with
+// counters kept in Redis, so that every gateway instance on one Redis shares one budget.
+//
+// One EVALSHA per request checks and counts every applicable limit atomically, with the time
+// taken from Redis (TIME) inside the script. Three algorithms: sliding-window (weighted
+// counters of the previous and current window, the default), sliding-log (exact, a sorted set
+// of arrivals) and gcra (the arithmetic of github.com/go-redis/redis_rate/v10). When Redis is
+// unreachable, failurePolicy decides: local in-memory limits, open, or closed.
+//
+// Traefik runs it interpreted by Yaegi: keep one assignment per line (no `a, b = x, f()`) and
+// one condition per `case` in tagless switches; integration/yaegiguard enforces both.
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Redis is how the plugin reaches Redis.
+type Redis struct {
+	// Address is host:port. Default 127.0.0.1:6379.
+	Address string `json:"address,omitempty"`
+	// Username is the ACL user (AUTH username password); needs Password.
+	Username string `json:"username,omitempty"`
+	// Password authenticates every new connection. Never logged.
+	Password string `json:"password,omitempty"`
+	// DB is selected on every new connection when not 0.
+	DB int `json:"db,omitempty"`
+	// TLS connects with TLS, verified against the system roots.
+	TLS bool `json:"tls,omitempty"`
+	// DialTimeout bounds a new connection (TCP and TLS). Default 250ms.
+	DialTimeout string `json:"dialTimeout,omitempty"`
+	// Timeout bounds one command, including the wait for a free connection. Default 100ms.
+	Timeout string `json:"timeout,omitempty"`
+	// PoolSize is the maximum number of open connections per middleware. Default 16.
+	PoolSize int `json:"poolSize,omitempty"`
+}
+
+// Limit allows Requests per Window.
+type Limit struct {
+	// Requests is the quota per window, at least 1.
+	Requests int `json:"requests,omitempty"`
+	// Window is a whole number of seconds, written as a duration: "1s", "1m", "1h". The
+	// RateLimit-Policy field cannot express sub-second windows.
+	Window string `json:"window,omitempty"`
+}
+
+// Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
+// Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
+type Config struct {
+	// Redis is the shared store.
+	Redis Redis `json:"redis,omitempty"`
+	// Limits are required; a request must be allowed by every one of them, and a request
+	// refused by one is counted by none. At most 8, with distinct windows.
+	Limits []Limit `json:"limits,omitempty"`
+	// Algorithm is sliding-window (weighted counters, O(1) memory per client and limit; the
+	// default), sliding-log (exact; one sorted-set entry per counted request, so requests is
+	// capped at 100000) or gcra (the arithmetic of redis_rate/v10 with burst = requests).
+	Algorithm string `json:"algorithm,omitempty"`
+	// Sources are tried in order; the first non-empty value is the client key. "ip" is the
+	// peer address (see TrustedProxies), "header:<Name>" a request header. Default
+	// ["header:X-Auth-Client", "ip"]. No value at all: one shared anonymous budget.
+	Sources []string `json:"sources,omitempty"`
+	// TrustedProxies are CIDRs (or single addresses). When the peer is one of them, the "ip"
+	// source is the right-most X-Forwarded-For address that is not. Default: none.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// KeyPrefix starts every Redis key. Default "ptb:rl".
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	// Overrides maps a client key, exactly as the source produced it, to its own limits
+	// instead of Limits.
+	Overrides map[string][]Limit `json:"overrides,omitempty"`
+	// FailurePolicy applies while Redis is unreachable: local (in-memory limits per
+	// instance, the default), open (requests pass, without rate-limit headers) or closed
+	// (503). Redis is retried after 1s, then at doubling intervals up to 30s, one request at
+	// a time; limiting goes back to Redis by itself when it answers.
+	FailurePolicy string `json:"failurePolicy,omitempty"`
+	// Headers adds X-RateLimit-Limit/-Remaining/-Reset and the IETF RateLimit-Policy and
+	// RateLimit fields to every answer. Default true.
+	Headers bool `json:"headers,omitempty"`
+	// LocalMaxClients bounds the clients tracked by failurePolicy local. Default 100000.
+	LocalMaxClients int `json:"localMaxClients,omitempty"`
+}
+
+// CreateConfig returns the default configuration. Collections (sources) are defaulted in New
+// when left empty: Traefik's decoder merges user values into non-nil defaults.
+func CreateConfig() *Config {
+	return &Config{
+		Redis: Redis{
+			Address:     "127.0.0.1:6379",
+			DialTimeout: "250ms",
+			Timeout:     "100ms",
+			PoolSize:    16,
+		},
+		Algorithm:       AlgorithmSlidingWindow,
+		KeyPrefix:       "ptb:rl",
+		FailurePolicy:   PolicyLocal,
+		Headers:         true,
+		LocalMaxClients: 100000,
+	}
+}
+
+// Algorithms and failure policies.
+const (
+	AlgorithmSlidingWindow = "sliding-window"
+	AlgorithmSlidingLog    = "sliding-log"
+	AlgorithmGCRA          = "gcra"
+
+	PolicyLocal  = "local"
+	PolicyOpen   = "open"
+	PolicyClosed = "closed"
+)
+
+// DefaultSources is the sources list used when sources is empty.
+func DefaultSources() []string {
+	return []string{"header:X-Auth-Client", "ip"}
+}
+
+// Bounds of the configuration.
+const (
+	maxLimits          = 8
+	maxRequests        = 1000000000
+	maxLogRequests     = 100000
+	maxWindow          = 31 * 24 * time.Hour
+	maxKeyPrefix       = 64
+	maxLocalClients    = 10000000
+	maxPoolSize        = 1024
+	maxCommandTimeout  = 10 * time.Second
+	maxDialTimeout     = time.Minute
+	minCommandDuration = time.Millisecond
+)
+
+// limitSpec is one validated limit.
+type limitSpec struct {
+	requests int
+	window   time.Duration
+}
+
+// source is one compiled entry of sources.
+type source struct {
+	ip     bool
+	header string // canonical header name
+	tag    string // key part before the value: "<prefix>:{ip=" or "<prefix>:{x-auth-client="
+}
+
+// settings is the validated configuration; the handler only reads it.
+type settings struct {
+	address, username, password string
+	db                          int
+	tls                         bool
+	dialTimeout, timeout        time.Duration
+	poolSize                    int
+
+	limits          []limitSpec
+	overrides       map[string][]limitSpec
+	algorithm       string
+	sources         []source
+	trusted         []*net.IPNet
+	keyPrefix       string
+	failurePolicy   string
+	headers         bool
+	localMaxClients int
+}
+
+// compile validates the configuration and reports every problem at once, each naming the key.
+func (c *Config) compile() (*settings, error) {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	s := &settings{
+		username: c.Redis.Username,
+		password: c.Redis.Password,
+		db:       c.Redis.DB,
+		tls:      c.Redis.TLS,
+		poolSize: c.Redis.PoolSize,
+		headers:  c.Headers,
+	}
+
+	s.address = strings.TrimSpace(c.Redis.Address)
+	host, port, err := net.SplitHostPort(s.address)
+	if err != nil || host == "" || port == "" {
+		bad("redis.address", "%q is not host:port", c.Redis.Address)
+	} else if p, perr := strconv.Atoi(port); perr != nil || p < 1 || p > 65535 {
+		bad("redis.address", "%q: invalid port", c.Redis.Address)
+	}
+	if s.username != "" && s.password == "" {
+		bad("redis.username", "set without redis.password")
+	}
+	if s.db < 0 {
+		bad("redis.db", "must be 0 or more, got %d", s.db)
+	}
+	s.dialTimeout = parseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, minCommandDuration, maxDialTimeout)
+	s.timeout = parseDuration(&errs, "redis.timeout", c.Redis.Timeout, minCommandDuration, maxCommandTimeout)
+	if s.poolSize < 1 || s.poolSize > maxPoolSize {
+		bad("redis.poolSize", "must be between 1 and %d, got %d", maxPoolSize, s.poolSize)
+	}
+
+	s.algorithm = strings.ToLower(strings.TrimSpace(c.Algorithm))
+	if s.algorithm != AlgorithmSlidingWindow && s.algorithm != AlgorithmSlidingLog && s.algorithm != AlgorithmGCRA {
+		bad("algorithm", "%q is not one of sliding-window, sliding-log, gcra", c.Algorithm)
+	}
+
+	if len(c.Limits) == 0 {
+		bad("limits", "required: at least one {requests, window}, e.g. {requests: 100, window: 1s}")
+	}
+	s.limits = compileLimits(&errs, "limits", c.Limits, s.algorithm)
+
+	s.keyPrefix = c.KeyPrefix
+	if s.keyPrefix == "" || len(s.keyPrefix) > maxKeyPrefix || strings.ContainsAny(s.keyPrefix, "{} \t\r\n") || hasControl(s.keyPrefix) {
+		bad("keyPrefix", "must be 1 to %d characters without braces, spaces or control characters, got %q", maxKeyPrefix, c.KeyPrefix)
+	}
+
+	names := cleanList(c.Sources)
+	if len(names) == 0 {
+		names = DefaultSources()
+	}
+	for i, name := range names {
+		src, ok := compileSource(name, s.keyPrefix)
+		if !ok {
+			bad(fmt.Sprintf("sources[%d]", i), "%q is neither \"ip\" nor \"header:<Name>\"", name)
+			continue
+		}
+		s.sources = append(s.sources, src)
+	}
+
+	for i, p := range cleanList(c.TrustedProxies) {
+		n, ok := parseCIDR(p)
+		if !ok {
+			bad(fmt.Sprintf("trustedProxies[%d]", i), "%q is not a CIDR or an IP address", p)
+			continue
+		}
+		s.trusted = append(s.trusted, n)
+	}
+
+	if len(c.Overrides) > 0 {
+		s.overrides = map[string][]limitSpec{}
+		for client, limits := range c.Overrides {
+			key := fmt.Sprintf("overrides[%q]", client)
+			if client == "" {
+				bad(key, "the client key must not be empty")
+				continue
+			}
+			if len(limits) == 0 {
+				bad(key, "needs at least one {requests, window}")
+				continue
+			}
+			s.overrides[client] = compileLimits(&errs, key, limits, s.algorithm)
+		}
+	}
+
+	s.failurePolicy = strings.ToLower(strings.TrimSpace(c.FailurePolicy))
+	if s.failurePolicy != PolicyLocal && s.failurePolicy != PolicyOpen && s.failurePolicy != PolicyClosed {
+		bad("failurePolicy", "%q is not one of local, open, closed", c.FailurePolicy)
+	}
+	s.localMaxClients = c.LocalMaxClients
+	if s.localMaxClients < 1 || s.localMaxClients > maxLocalClients {
+		bad("localMaxClients", "must be between 1 and %d, got %d", maxLocalClients, c.LocalMaxClients)
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// compileLimits validates one list of limits named key ("limits", `overrides["a"]`).
+func compileLimits(errs *[]error, key string, in []Limit, algorithm string) []limitSpec {
+	if len(in) > maxLimits {
+		*errs = append(*errs, fmt.Errorf("%s: at most %d limits, got %d", key, maxLimits, len(in)))
+	}
+	out := make([]limitSpec, 0, len(in))
+	seen := map[time.Duration]int{}
+	for i, l := range in {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		ok := true
+		if l.Requests < 1 || l.Requests > maxRequests {
+			*errs = append(*errs, fmt.Errorf("%s.requests: must be between 1 and %d, got %d", k, maxRequests, l.Requests))
+			ok = false
+		} else if algorithm == AlgorithmSlidingLog && l.Requests > maxLogRequests {
+			*errs = append(*errs, fmt.Errorf("%s.requests: sliding-log keeps one entry per request: at most %d, got %d (use sliding-window or gcra)", k, maxLogRequests, l.Requests))
+			ok = false
+		}
+		w, err := time.ParseDuration(strings.TrimSpace(l.Window))
+		switch {
+		case err != nil:
+			*errs = append(*errs, fmt.Errorf("%s.window: invalid duration %q (use e.g. \"1s\", \"1m\", \"1h\")", k, l.Window))
+			ok = false
+		case w < time.Second || w > maxWindow:
+			*errs = append(*errs, fmt.Errorf("%s.window: %q is out of range [1s, %s]", k, l.Window, maxWindow))
+			ok = false
+		case w%time.Second != 0:
+			*errs = append(*errs, fmt.Errorf("%s.window: %q is not a whole number of seconds", k, l.Window))
+			ok = false
+		case seen[w] > 0:
+			*errs = append(*errs, fmt.Errorf("%s.window: %q repeats the window of %s[%d]; keep one limit per window", k, l.Window, key, seen[w]-1))
+			ok = false
+		}
+		if ok {
+			seen[w] = i + 1
+			out = append(out, limitSpec{requests: l.Requests, window: w})
+		}
+	}
+	return out
+}
+
+// compileSource parses "ip" or "header:<Name>".
+func compileSource(name, prefix string) (source, bool) {
+	if strings.EqualFold(name, "ip") {
+		return source{ip: true, tag: prefix + ":{ip="}, true
+	}
+	if len(name) > 7 && strings.EqualFold(name[:7], "header:") {
+		h := strings.TrimSpace(name[7:])
+		if !isToken(h) {
+			return source{}, false
+		}
+		return source{header: canonicalHeader(h), tag: prefix + ":{" + strings.ToLower(h) + "="}, true
+	}
+	return source{}, false
+}
+
+func parseCIDR(s string) (*net.IPNet, bool) {
+	if strings.Contains(s, "/") {
+		_, n, err := net.ParseCIDR(s)
+		return n, err == nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, false
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return &net.IPNet{IP: ip4, Mask: net.CIDRMask(32, 32)}, true
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, true
+}
+
+func parseDuration(errs *[]error, key, value string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(value))
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"100ms\")", key, value))
+		return 0
+	}
+	if d < lo || d > hi {
+		*errs = append(*errs, fmt.Errorf("%s: %q is out of range [%s, %s]", key, value, lo, hi))
+	}
+	return d
+}
+
+// cleanList trims items and drops empty ones: Traefik splits "a, b" into ["a", " b"].
+func cleanList(in []string) []string {
+	var out []string
+	for _, v := range in {
+		v = strings.TrimSpace(v)
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// tokenChars are the RFC 9110 tchar bytes, as a table (see the Yaegi note in the package doc).
+var tokenChars = func() [256]bool {
+	var t [256]bool
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,273 @@
+package ratelimit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
+)
+
+// rateLimit is the middleware. Everything it needs per request is prepared in New.
+type rateLimit struct {
+	next      http.Handler
+	name      string
+	s         *settings
+	rdb       *resp.Client
+	set       *limitSet
+	overrides map[string]*limitSet // nil when there are none
+	sources   []source
+	trusted   []*net.IPNet // nil when there are none
+	anonymous string       // key base of requests without a client value
+	headers   bool
+	brk       *breaker
+	local     *localLimiter // failurePolicy local only
+	now       func() time.Time
+	logged    int64     // log lines written, for tests
+	logTo     io.Writer // os.Stderr
+}
+
+// New validates the configuration and builds the middleware. It does not connect to Redis
+// (the first request does), so a Redis outage never disables the router. The connection
+// pool is closed when ctx ends (Traefik cancels it on the next configuration reload).
+func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	if config == nil {
+		return nil, fmt.Errorf("ratelimit %q: no configuration", name)
+	}
+	s, err := config.compile()
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
+	}
+	l, err := newHandler(next, s, name, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
+	}
+	go l.closeWhenDone(ctx)
+	return l, nil
+}
+
+func newHandler(next http.Handler, s *settings, name string, now func() time.Time) (*rateLimit, error) {
+	rdb, err := resp.New(resp.Options{
+		Address:     s.address,
+		Username:    s.username,
+		Password:    s.password,
+		DB:          s.db,
+		TLS:         s.tls,
+		DialTimeout: s.dialTimeout,
+		Timeout:     s.timeout,
+		PoolSize:    s.poolSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	script := resp.NewScript(scriptFor(s.algorithm))
+	l := &rateLimit{
+		next:      next,
+		name:      name,
+		s:         s,
+		rdb:       rdb,
+		set:       newLimitSet(s.limits, s.algorithm, script),
+		sources:   s.sources,
+		trusted:   s.trusted,
+		anonymous: s.keyPrefix + ":{anon",
+		headers:   s.headers,
+		brk:       newBreaker(now),
+		now:       now,
+		logTo:     os.Stderr,
+	}
+	if len(s.overrides) > 0 {
+		l.overrides = map[string]*limitSet{}
+		for client, limits := range s.overrides {
+			l.overrides[client] = newLimitSet(limits, s.algorithm, script)
+		}
+	}
+	if s.failurePolicy == PolicyLocal {
+		l.local = newLocalLimiter(s.localMaxClients)
+	}
+	return l, nil
+}
+
+func scriptFor(algorithm string) string {
+	if algorithm == AlgorithmSlidingLog {
+		return slidingLogScript
+	}
+	if algorithm == AlgorithmGCRA {
+		return gcraScript
+	}
+	return slidingWindowScript
+}
+
+func (l *rateLimit) closeWhenDone(ctx context.Context) {
+	<-ctx.Done()
+	l.rdb.Close()
+}
+
+// ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and
+// temporary of a function on each call, so this function holds only the common case (Redis
+// up, request allowed); refusals, failures and the degraded modes are in other functions.
+func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	base, value := l.client(req)
+	set := l.set
+	if l.overrides != nil {
+		set = l.overrideFor(value)
+	}
+	if atomic.LoadInt32(&l.brk.down) != 0 {
+		l.serveDegraded(rw, req, base, set)
+		return
+	}
+	keys := make([]string, len(set.suffixes))
+	for i := 0; i < len(keys); i++ {
+		keys[i] = base + set.suffixes[i]
+	}
+	status, err := l.rdb.EvalStatus(req.Context(), set.prepared, keys)
+	f := strings.Split(status, " ")
+	if err != nil || len(f) != 5 || len(f[1]) != 1 {
+		l.serveFailure(rw, req, base, set, err, false)
+		return
+	}
+	if f[0] != "1" {
+		l.serveRefused(rw, set, f)
+		return
+	}
+	if l.headers {
+		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// client returns the key base of the request's client ("<prefix>:{<source>=<value>") and the
+// value as its source produced it ("" for the anonymous budget).
+func (l *rateLimit) client(req *http.Request) (string, string) {
+	for i := 0; i < len(l.sources); i++ {
+		src := &l.sources[i]
+		v := ""
+		if src.ip {
+			if l.trusted == nil {
+				v = peerIP(req)
+			} else {
+				v = forwardedClient(req, l.trusted)
+			}
+		} else {
+			vs := req.Header[src.header]
+			if len(vs) > 0 {
+				v = vs[0]
+			}
+		}
+		if v != "" {
+			if len(v) <= maxRawClient && v[0] != '#' && !strings.ContainsAny(v, "{}") {
+				return src.tag + v, v
+			}
+			return src.tag + hashClient(v), v
+		}
+	}
+	return l.anonymous, ""
+}
+
+// overrideFor returns the client's own limits, or the default ones.
+func (l *rateLimit) overrideFor(value string) *limitSet {
+	o := l.overrides[value]
+	if o == nil || value == "" {
+		return l.set
+	}
+	return o
+}
+
+// serveRefused answers a refusal from Redis (or an invalid reply).
+func (l *rateLimit) serveRefused(rw http.ResponseWriter, set *limitSet, f []string) {
+	index, _ := strconv.Atoi(f[1])
+	remaining, _ := strconv.ParseInt(f[2], 10, 64)
+	reset, _ := strconv.ParseInt(f[3], 10, 64)
+	retry, _ := strconv.ParseInt(f[4], 10, 64)
+	d := decision{index: index - 1, remaining: remaining, reset: reset, retry: retry}
+	refuse(rw, set, l.headers, d)
+}
+
+// serveDegraded serves a request while Redis is considered down: one request at a time,
+// once the backoff has passed, tries Redis; the others get the failure policy.
+func (l *rateLimit) serveDegraded(rw http.ResponseWriter, req *http.Request, base string, set *limitSet) {
+	if !l.brk.tryProbe() {
+		l.servePolicy(rw, req, base, set)
+		return
+	}
+	status, err := l.rdb.EvalStatus(req.Context(), set.prepared, set.keys(base))
+	f := strings.Split(status, " ")
+	if err != nil || len(f) != 5 || len(f[1]) != 1 {
+		l.serveFailure(rw, req, base, set, err, true)
+		return
+	}
+	if l.brk.succeed() {
+		l.log("redis answers again: limits are counted in redis")
+	}
+	if f[0] != "1" {
+		l.serveRefused(rw, set, f)
+		return
+	}
+	if l.headers {
+		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// serveFailure handles a Redis call that did not answer properly.
+func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, err error, probe bool) {
+	if req.Context().Err() != nil {
+		// The client went away (or Traefik gave up on it): not Redis' fault, nobody to answer.
+		l.brk.release(probe)
+		return
+	}
+	if err == resp.ErrClosed {
+		// The configuration was replaced; requests still in flight get the policy.
+		l.brk.release(probe)
+		l.servePolicy(rw, req, base, set)
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected script reply")
+	}
+	if l.brk.fail(probe) {
+		l.log("redis unavailable (" + err.Error() + "): failurePolicy " + l.s.failurePolicy +
+			" until it answers; retrying with one request after 1s, then at doubling intervals up to 30s")
+	}
+	l.servePolicy(rw, req, base, set)
+}
+
+// servePolicy applies failurePolicy.
+func (l *rateLimit) servePolicy(rw http.ResponseWriter, req *http.Request, base string, set *limitSet) {
+	if l.local != nil {
+		d := l.local.allow(base, set, l.now())
+		if !d.allowed {
+			refuse(rw, set, l.headers, d)
+			return
+		}
+		if l.headers {
+			set.writeHeaders(rw.Header(), d.index, d.remaining, d.reset)
+		}
+		l.next.ServeHTTP(rw, req)
+		return
+	}
+	if l.s.failurePolicy == PolicyClosed {
+		unavailable(rw)
+		return
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// log writes one JSON line to stderr (the gateway's process log). Never pass a client key.
+func (l *rateLimit) log(msg string) {
+	atomic.AddInt64(&l.logged, 1)
+	line, _ := json.Marshal(map[string]string{
+		"plugin":     "ratelimit",
+		"middleware": l.name,
+		"msg":        msg,
+		"time":       time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	fmt.Fprintln(l.logTo, string(line))
+}

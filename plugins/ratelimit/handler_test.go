@@ -1,0 +1,210 @@
+package ratelimit
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func redisHandler(t *testing.T, addr string, clock func() time.Time, edit func(c *Config)) *rateLimit {
+	t.Helper()
+	c := CreateConfig()
+	c.Redis.Address = addr
+	c.Limits = []Limit{{Requests: 3, Window: "1h"}}
+	if edit != nil {
+		edit(c)
+	}
+	s, err := c.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	l, err := newHandler(ok, s, "test", clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.logTo = io.Discard
+	t.Cleanup(func() { l.rdb.Close() })
+	return l
+}
+
+func hit(l http.Handler, client string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("X-Auth-Client", client)
+	w := httptest.NewRecorder()
+	l.ServeHTTP(w, r)
+	return w
+}
+
+func TestAlgorithmsWithRedis(t *testing.T) {
+	rd := startRedis(t)
+	for _, alg := range []string{AlgorithmSlidingWindow, AlgorithmSlidingLog, AlgorithmGCRA} {
+		t.Run(alg, func(t *testing.T) {
+			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+				c.Algorithm = alg
+				c.KeyPrefix = "t-" + alg
+				c.Limits = []Limit{{Requests: 3, Window: "1h"}, {Requests: 5, Window: "24h"}}
+			})
+			for i := 0; i < 3; i++ {
+				w := hit(l, "a")
+				if w.Code != 200 {
+					t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+				}
+				if got, want := w.Header().Get("X-RateLimit-Remaining"), strconv.Itoa(2-i); got != want {
+					t.Fatalf("request %d: remaining %q, want %s", i, got, want)
+				}
+				if w.Header().Get("X-RateLimit-Limit") != "3" {
+					t.Fatalf("limit %q", w.Header().Get("X-RateLimit-Limit"))
+				}
+			}
+			w := hit(l, "a")
+			if w.Code != 429 {
+				t.Fatalf("4th: %d", w.Code)
+			}
+			ra, _ := strconv.Atoi(w.Header().Get("Retry-After"))
+			if ra < 1 || ra > 3600 {
+				t.Fatalf("Retry-After %q", w.Header().Get("Retry-After"))
+			}
+			if w.Header().Get("RateLimit-Policy") != `"1h";q=3;w=3600, "1d";q=5;w=86400` {
+				t.Fatalf("policy %q", w.Header().Get("RateLimit-Policy"))
+			}
+			// Refused requests are not counted: the day limit saw 3 requests only.
+			for i := 0; i < 5; i++ {
+				hit(l, "a")
+			}
+			n, err := l.rdb.Do(context.Background(), "KEYS", "t-"+alg+":*")
+			if err != nil || len(n.Array) != 2 {
+				t.Fatalf("keys %v %v", n, err)
+			}
+			if hit(l, "b").Code != 200 {
+				t.Fatal("client b refused")
+			}
+		})
+	}
+}
+
+func TestFailoverAndRecovery(t *testing.T) {
+	rd := startRedis(t)
+	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	for _, policy := range []string{PolicyLocal, PolicyOpen, PolicyClosed} {
+		t.Run(policy, func(t *testing.T) {
+			if rd.cmd == nil {
+				rd.start(t)
+			}
+			l := redisHandler(t, rd.addr(), clock.now, func(c *Config) {
+				c.FailurePolicy = policy
+				c.KeyPrefix = "f-" + policy
+				c.Redis.Timeout = "50ms"
+			})
+			if w := hit(l, "a"); w.Code != 200 {
+				t.Fatalf("with redis: %d", w.Code)
+			}
+			rd.kill()
+			w := hit(l, "a")
+			switch policy {
+			case PolicyLocal:
+				// The local budget starts afresh: 3 then 429.
+				for i := 0; i < 2; i++ {
+					w = hit(l, "a")
+				}
+				if w.Code != 200 || w.Header().Get("X-RateLimit-Remaining") != "0" {
+					t.Fatalf("local: %d %v", w.Code, w.Header())
+				}
+				if w = hit(l, "a"); w.Code != 429 {
+					t.Fatalf("local 4th: %d", w.Code)
+				}
+			case PolicyOpen:
+				for i := 0; i < 5; i++ {
+					w = hit(l, "a")
+				}
+				if w.Code != 200 || w.Header().Get("RateLimit") != "" {
+					t.Fatalf("open: %d %v", w.Code, w.Header())
+				}
+			case PolicyClosed:
+				if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+					t.Fatalf("closed: %d %v", w.Code, w.Header())
+				}
+			}
+			if !l.brk.isDown() || l.logged != 1 {
+				t.Fatalf("down %v, %d log lines", l.brk.isDown(), l.logged)
+			}
+			stats := l.rdb.Stats()
+			// While backing off, requests do not touch Redis.
+			for i := 0; i < 10; i++ {
+				hit(l, "c")
+			}
+			if l.rdb.Stats().DialErrors != stats.DialErrors {
+				t.Fatal("requests dialled Redis during the backoff")
+			}
+			// A failed probe after 1s doubles the backoff.
+			clock.add(time.Second)
+			hit(l, "c")
+			if backoff, _ := l.brk.state(); backoff != 2*time.Second {
+				t.Fatalf("backoff %s after a failed probe", backoff)
+			}
+			rd.start(t)
+			clock.add(2 * time.Second)
+			if w := hit(l, "a"); w.Code != 200 || w.Header().Get("X-RateLimit-Remaining") != "2" {
+				// Redis restarted empty: the probe is the 1st request counted there.
+				t.Fatalf("after restart: %d %v", w.Code, w.Header())
+			}
+			if l.brk.isDown() || l.logged != 2 {
+				t.Fatalf("down %v, %d log lines", l.brk.isDown(), l.logged)
+			}
+		})
+	}
+}
+
+func TestPoolClosedWithContext(t *testing.T) {
+	rd := startRedis(t)
+	c := CreateConfig()
+	c.Redis.Address = rd.addr()
+	c.Limits = []Limit{{Requests: 1, Window: "1h"}}
+	c.FailurePolicy = PolicyClosed
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := New(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), c, "ctx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := hit(h, "a"); w.Code != 200 {
+		t.Fatalf("before cancel: %d", w.Code)
+	}
+	l := h.(*rateLimit)
+	if l.rdb.Stats().Open != 1 {
+		t.Fatalf("stats %+v", l.rdb.Stats())
+	}
+	cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for l.rdb.Stats().Open != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool still open after cancel: %+v", l.rdb.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Requests still in flight after a reload get the policy, without a failover.
+	if w := hit(h, "a"); w.Code != 503 || l.brk.isDown() || l.logged != 0 {
+		t.Fatalf("after cancel: %d, down %v, logged %d", w.Code, l.brk.isDown(), l.logged)
+	}
+}

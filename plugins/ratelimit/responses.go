@@ -1,0 +1,121 @@
+package ratelimit
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
+)
+
+// limitSet is one list of limits (limits, or one client's override) with everything the
+// request path needs, prepared in New.
+type limitSet struct {
+	limits   []limitSpec
+	script   *resp.Script
+	prepared *resp.Prepared // EVALSHA with args encoded once
+	suffixes []string       // key ends: "}:sw:1s", one per limit
+	args     []string       // the script's ARGV
+	// Response header values: RateLimit-Policy (constant per set), X-RateLimit-Limit and the
+	// start of the RateLimit item (`"1s";r=`) per limit.
+	policy   []string
+	limitHdr [][]string
+	rlPrefix []string
+}
+
+// newLimitSet prepares limits for algorithm.
+//
+// Headers (draft-ietf-httpapi-ratelimit-headers-10): RateLimit-Policy (section 3) lists one
+// Quota Policy Item per limit, a String naming the window with q (quota, 3.1.1) and w (window
+// in seconds, 3.1.3): `"1s";q=100;w=1, "1h";q=5000;w=3600`. RateLimit (section 4) has one
+// Service Limit Item for the most restrictive limit, with r (remaining, 4.1.1) and t (seconds
+// until the quota is fully back, 4.1.2): `"1s";r=42;t=1`.
+func newLimitSet(limits []limitSpec, algorithm string, script *resp.Script) *limitSet {
+	s := &limitSet{limits: limits, script: script}
+	tag := algorithmTags[algorithm]
+	var policy []string
+	for _, l := range limits {
+		name := windowName(l.window)
+		seconds := strconv.FormatInt(int64(l.window/time.Second), 10)
+		requests := strconv.Itoa(l.requests)
+		s.suffixes = append(s.suffixes, "}:"+tag+":"+name)
+		if algorithm == AlgorithmGCRA {
+			s.args = append(s.args, requests, seconds)
+		} else {
+			s.args = append(s.args, requests, strconv.FormatInt(int64(l.window/time.Millisecond), 10))
+		}
+		policy = append(policy, `"`+name+`";q=`+requests+";w="+seconds)
+		s.limitHdr = append(s.limitHdr, []string{requests})
+		s.rlPrefix = append(s.rlPrefix, `"`+name+`";r=`)
+	}
+	s.policy = []string{strings.Join(policy, ", ")}
+	if script != nil {
+		s.prepared = script.Prepare(len(limits), s.args)
+	}
+	return s
+}
+
+// keys returns the Redis keys of a client key base.
+func (s *limitSet) keys(base string) []string {
+	keys := make([]string, len(s.suffixes))
+	for i := 0; i < len(keys); i++ {
+		keys[i] = base + s.suffixes[i]
+	}
+	return keys
+}
+
+// writeHeaders sets the rate-limit fields for limit i (0-based).
+func (s *limitSet) writeHeaders(h http.Header, i int, remaining, reset int64) {
+	s.writeHeaderStrings(h, i, strconv.FormatInt(remaining, 10), strconv.FormatInt(reset, 10))
+}
+
+// writeHeaderStrings sets the rate-limit fields for limit i (0-based) from the decimal
+// strings of the script's reply, without converting them.
+func (s *limitSet) writeHeaderStrings(h http.Header, i int, r, t string) {
+	if i < 0 || i >= len(s.rlPrefix) {
+		i = 0
+	}
+	h["X-Ratelimit-Limit"] = s.limitHdr[i]
+	h["X-Ratelimit-Remaining"] = []string{r}
+	h["X-Ratelimit-Reset"] = []string{t}
+	h["Ratelimit-Policy"] = s.policy
+	h["Ratelimit"] = []string{s.rlPrefix[i] + r + ";t=" + t}
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	retryOne        = []string{"1"}
+	unavailableBody = []byte(`{"error":"rate_limiter_unavailable","error_description":"the rate limiter cannot reach its store; retry shortly"}` + "\n")
+)
+
+// refuse answers 429 with Retry-After (whole seconds, at least 1), the rate-limit fields when
+// enabled, and a JSON body.
+func refuse(rw http.ResponseWriter, s *limitSet, headers bool, d decision) {
+	h := rw.Header()
+	if headers {
+		s.writeHeaders(h, d.index, d.remaining, d.reset)
+	}
+	retry := d.retry
+	if retry < 1 {
+		retry = 1
+	}
+	ra := strconv.FormatInt(retry, 10)
+	h["Retry-After"] = []string{ra}
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	rw.WriteHeader(http.StatusTooManyRequests)
+	rw.Write([]byte(`{"error":"rate_limited","error_description":"too many requests; retry after ` + ra +
+		` seconds","retry_after":` + ra + "}\n"))
+}
+
+// unavailable answers 503 (failurePolicy closed while Redis is unreachable).
+func unavailable(rw http.ResponseWriter) {
+	h := rw.Header()
+	h["Retry-After"] = retryOne
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	rw.WriteHeader(http.StatusServiceUnavailable)
+	rw.Write(unavailableBody)
+}

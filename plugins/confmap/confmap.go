@@ -18,10 +18,12 @@ import (
 	"strings"
 )
 
-// Decode fills the struct that out points to from in. Fields not named in in keep their
-// values (the defaults). Every problem is reported, each prefixed with its key path.
-func Decode(in map[string]any, out any) error {
-	v := reflect.ValueOf(out)
+// Decode fills the struct that out (a reflect.Value of a pointer to it) points to from in.
+// Fields not named in in keep their values (the defaults). Every problem is reported, each
+// prefixed with its key path. It takes a reflect.Value, not an any: under Yaegi an interpreted
+// value passed through an interface parameter reaches reflect wrapped, so the caller, which
+// knows the concrete type, calls reflect.ValueOf itself.
+func Decode(in map[string]any, v reflect.Value) error {
 	if v.Kind() != reflect.Ptr || v.Elem().Kind() != reflect.Struct {
 		return errors.New("confmap: out must point to a struct")
 	}

@@ -68,7 +68,7 @@ func TestDecode(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			got := defaults()
-			err := Decode(tc.in, &got)
+			err := Decode(tc.in, reflect.ValueOf(&got))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want it to contain %q", err, tc.err)
@@ -89,7 +89,7 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeReportsAll(t *testing.T) {
 	s := defaults()
-	err := Decode(map[string]any{"count": "x", "inner": map[string]any{"adress": "y"}}, &s)
+	err := Decode(map[string]any{"count": "x", "inner": map[string]any{"adress": "y"}}, reflect.ValueOf(&s))
 	if err == nil || !strings.Contains(err.Error(), "count:") || !strings.Contains(err.Error(), "inner.adress: unknown option") {
 		t.Fatalf("error %v", err)
 	}

@@ -120,6 +120,9 @@ func (c *checker) visit(n ast.Node) bool {
 		c.checkSwitch(n)
 	case *ast.CallExpr:
 		c.checkVariadicField(n)
+		c.checkNewerGo(n)
+	case *ast.RangeStmt:
+		c.checkRangeInt(n)
 	}
 	return true
 }
@@ -355,6 +358,7 @@ func typeCheck(fset *token.FileSet, files []*ast.File, imp types.Importer) *type
 		Selections: map[*ast.SelectorExpr]*types.Selection{},
 		Defs:       map[*ast.Ident]types.Object{},
 		Uses:       map[*ast.Ident]types.Object{},
+		Types:      map[ast.Expr]types.TypeAndValue{},
 	}
 	conf := types.Config{Importer: imp, Error: func(error) {}, FakeImportC: true}
 	_, _ = conf.Check(files[0].Name.Name, fset, files, info)
@@ -365,4 +369,43 @@ type noImporter struct{}
 
 func (noImporter) Import(p string) (*types.Package, error) {
 	return nil, fmt.Errorf("%s: imports are not resolved", p)
+}
+
+// checkNewerGo flags what Yaegi v0.16.1 lacks or mishandles from newer Go: the min and max
+// builtins (undefined) and errors.As (panics when the target is an error type declared in
+// interpreted code; use a type assertion).
+func (c *checker) checkNewerGo(call *ast.CallExpr) {
+	switch fun := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		if fun.Name != "min" && fun.Name != "max" {
+			return
+		}
+		if c.info != nil {
+			if _, ok := c.info.Uses[fun].(*types.Builtin); !ok {
+				return
+			}
+		} else if fun.Obj != nil {
+			return
+		}
+		c.report(call.Pos(), "builtin-minmax", "the "+fun.Name+" builtin is undefined under Yaegi v0.16.1")
+	case *ast.SelectorExpr:
+		if pkg, ok := fun.X.(*ast.Ident); ok && pkg.Name == "errors" && c.imports["errors"] && fun.Sel.Name == "As" {
+			c.report(call.Pos(), "errors-as", "errors.As panics under Yaegi v0.16.1 for error types declared in interpreted code; use a type assertion")
+		}
+	}
+}
+
+// checkRangeInt flags `for i := range n` over an integer, which makes Yaegi v0.16.1 panic at
+// import. It needs types.
+func (c *checker) checkRangeInt(r *ast.RangeStmt) {
+	if c.info == nil {
+		return
+	}
+	t := c.info.TypeOf(r.X)
+	if t == nil {
+		return
+	}
+	if b, ok := t.Underlying().(*types.Basic); ok && b.Info()&types.IsInteger != 0 {
+		c.report(r.Pos(), "range-int", "range over an integer panics under Yaegi v0.16.1; use a three-clause loop")
+	}
 }

@@ -74,7 +74,7 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "receive", src: `a, b = "x", <-ch`, want: []string{"2 tuple-assign"}},
 		{desc: "composite with :=", src: `a, b := "x", T{}`, want: []string{"2 tuple-assign"}},
 		{desc: "composite in var", src: `var a, b = "x", []int{1}`, want: []string{"2 tuple-assign"}},
-		{desc: "package-level var", extra: `var pa, pb = 1, map[string]int{}`, want: []string{"10 tuple-assign"}},
+		{desc: "package-level var", extra: `var pa, pb = 1, map[string]int{}`, want: []string{"11 tuple-assign"}},
 		{desc: "one multi-value call", src: `a, err = strconv.Atoi(s)`},
 		{desc: "one assignment per line", src: "a = \"x\"\nb = f()"},
 		{desc: "call with :=", src: `a, b := "x", f()`},
@@ -109,6 +109,13 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "variadic field of a named type through a pointer", extra: "type F func(...int)\ntype L struct{ f F }\nvar l *L", src: `l.f(1, 2)`, want: []string{"2 variadic-field"}},
 		{desc: "variadic method", extra: "type L struct{}\nfunc (L) logf(string, ...any) {}\nvar l L", src: `l.logf("%d %v", 1, 2)`},
 		{desc: "variadic local from a field", extra: "type L struct{ logf func(string, ...any) }\nvar l L", src: "logf := l.logf\nlogf(\"%d %v\", 1, 2)\nvar g = l.logf\ng(\"%d %v\", 1, 2)\nvar h func(string, ...any) = l.logf\nh(\"%d %v\", 1, 2)", want: []string{"3 variadic-field", "5 variadic-field"}},
+		{desc: "range over an int literal", src: "for i := range 10 {\n_ = i\n}", want: []string{"2 range-int"}},
+		{desc: "range over an int variable", src: "n := 3\nfor i := range n {\n_ = i\n}", want: []string{"3 range-int"}},
+		{desc: "range over a slice is fine", src: "for i := range []int{1} {\n_ = i\n}"},
+		{desc: "min builtin", src: "_ = min(1, 2)", want: []string{"2 builtin-minmax"}},
+		{desc: "max builtin", src: "_ = max(1, 2)", want: []string{"2 builtin-minmax"}},
+		{desc: "a local min is fine", src: "min := func(a, b int) int { return a }\n_ = min(1, 2)"},
+		{desc: "errors.As", src: "var err error\nvar e *http.MaxBytesError\n_ = errors.As(err, &e)", want: []string{"4 errors-as"}},
 		{desc: "variadic local func", src: "logf := func(string, ...any) {}\nlogf(\"%d %v\", 1, 2)"},
 		{desc: "variadic package func", src: `fmt.Printf("%d %v", 1, 2)`},
 		{
@@ -120,7 +127,7 @@ func TestCheckerOnSamples(t *testing.T) {
 
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {
-			src := "package p\n\nimport (\n\t\"net/http\"\n\tnh \"net/http\"\n\t\"github.com/golang-jwt/jwt/v5\"\n\t\"gopkg.in/yaml.v3\"\n)\n\n" + test.extra +
+			src := "package p\n\nimport (\n\t\"errors\"\n\t\"net/http\"\n\tnh \"net/http\"\n\t\"github.com/golang-jwt/jwt/v5\"\n\t\"gopkg.in/yaml.v3\"\n)\n\n" + test.extra +
 				"\n\nfunc sample() {\n" + test.src + "\n}\n"
 			findings, err := yaegiguard.CheckSource("sample.go", []byte(src))
 			if err != nil {

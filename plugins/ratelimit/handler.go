@@ -25,6 +25,7 @@ type rateLimit struct {
 	set       *limitSet
 	overrides map[string]*limitSet // nil when there are none
 	sources   []source
+	header    string       // the first source's header, "" when it is "ip"
 	trusted   []*net.IPNet // nil when there are none
 	anonymous string       // key base of requests without a client value
 	headers   bool
@@ -89,6 +90,17 @@ func newHandler(next http.Handler, s *settings, name string, now func() time.Tim
 			l.overrides[client] = newLimitSet(limits, s.algorithm, script)
 		}
 	}
+	if !s.sources[0].ip {
+		l.header = s.sources[0].header
+	}
+	if err := l.set.bind(rdb); err != nil {
+		return nil, err
+	}
+	for _, o := range l.overrides {
+		if err := o.bind(rdb); err != nil {
+			return nil, err
+		}
+	}
 	if s.failurePolicy == PolicyLocal {
 		l.local = newLocalLimiter(s.localMaxClients)
 	}
@@ -111,9 +123,53 @@ func (l *rateLimit) closeWhenDone(ctx context.Context) {
 }
 
 // ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and
-// temporary of a function on each call, so this function holds only the common case (Redis
-// up, request allowed); refusals, failures and the degraded modes are in other functions.
+// temporary of a function on each call, so this function holds only the common case (the
+// first source is a header, present, whose Redis command is cached; Redis up; request
+// allowed); everything else is in other functions.
 func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	vs := req.Header[l.header]
+	if len(vs) == 0 || vs[0] == "" || l.header == "" || atomic.LoadInt32(&l.brk.down) != 0 {
+		l.serveGeneral(rw, req)
+		return
+	}
+	set := l.set
+	if l.overrides != nil {
+		set = l.overrideFor(vs[0])
+	}
+	status, err := set.keyed.Status(req.Context(), vs[0])
+	f := strings.Split(status, " ")
+	if err != nil || len(f) != 5 || len(f[1]) != 1 || f[0] != "1" {
+		l.serveOther(rw, req, set, f, err)
+		return
+	}
+	if l.headers {
+		i := int(f[1][0] - '1')
+		if i < 0 || i >= len(set.rlPrefix) {
+			i = 0
+		}
+		h := rw.Header()
+		h["X-Ratelimit-Limit"] = set.limitHdr[i]
+		h["X-Ratelimit-Remaining"] = []string{f[2]}
+		h["X-Ratelimit-Reset"] = []string{f[3]}
+		h["Ratelimit-Policy"] = set.policy
+		h["Ratelimit"] = []string{set.rlPrefix[i] + f[2] + ";t=" + f[3]}
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// serveOther finishes a request of the hot path that did not get an allowed reply: the
+// command was not cached yet, Redis failed, or refused.
+func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string, err error) {
+	if err == resp.ErrNotCached {
+		l.serveGeneral(rw, req)
+		return
+	}
+	base, _ := l.client(req)
+	l.serveReply(rw, req, base, set, f, err, false)
+}
+
+// serveGeneral serves any request: every source, the degraded modes.
+func (l *rateLimit) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	base, value := l.client(req)
 	set := l.set
 	if l.overrides != nil {
@@ -123,15 +179,28 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		l.serveDegraded(rw, req, base, set)
 		return
 	}
-	keys := make([]string, len(set.suffixes))
-	for i := 0; i < len(keys); i++ {
-		keys[i] = base + set.suffixes[i]
+	status, err := set.keyed.StatusFor(req.Context(), l.cacheKey(req), base)
+	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, false)
+}
+
+// cacheKey is the key of the request's command in the Keyed cache: the first source's value
+// when it is a header, which the hot path reads; "" (not cached) otherwise.
+func (l *rateLimit) cacheKey(req *http.Request) string {
+	vs := req.Header[l.header]
+	if l.header == "" || len(vs) == 0 {
+		return ""
 	}
-	status, err := l.rdb.EvalStatus(req.Context(), set.prepared, keys)
-	f := strings.Split(status, " ")
+	return vs[0]
+}
+
+// serveReply answers from the fields of the script's reply (or its error).
+func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string, err error, probe bool) {
 	if err != nil || len(f) != 5 || len(f[1]) != 1 {
-		l.serveFailure(rw, req, base, set, err, false)
+		l.serveFailure(rw, req, base, set, err, probe)
 		return
+	}
+	if probe && l.brk.succeed() {
+		l.log("redis answers again: limits are counted in redis")
 	}
 	if f[0] != "1" {
 		l.serveRefused(rw, set, f)
@@ -197,23 +266,8 @@ func (l *rateLimit) serveDegraded(rw http.ResponseWriter, req *http.Request, bas
 		l.servePolicy(rw, req, base, set)
 		return
 	}
-	status, err := l.rdb.EvalStatus(req.Context(), set.prepared, set.keys(base))
-	f := strings.Split(status, " ")
-	if err != nil || len(f) != 5 || len(f[1]) != 1 {
-		l.serveFailure(rw, req, base, set, err, true)
-		return
-	}
-	if l.brk.succeed() {
-		l.log("redis answers again: limits are counted in redis")
-	}
-	if f[0] != "1" {
-		l.serveRefused(rw, set, f)
-		return
-	}
-	if l.headers {
-		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
-	}
-	l.next.ServeHTTP(rw, req)
+	status, err := set.keyed.StatusFor(req.Context(), "", base)
+	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, true)
 }
 
 // serveFailure handles a Redis call that did not answer properly.

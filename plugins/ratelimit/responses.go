@@ -15,6 +15,7 @@ type limitSet struct {
 	limits   []limitSpec
 	script   *resp.Script
 	prepared *resp.Prepared // EVALSHA with args encoded once
+	keyed    *resp.Keyed    // prepared on the handler's client (bind)
 	suffixes []string       // key ends: "}:sw:1s", one per limit
 	args     []string       // the script's ARGV
 	// Response header values: RateLimit-Policy (constant per set), X-RateLimit-Limit and the
@@ -54,6 +55,16 @@ func newLimitSet(limits []limitSpec, algorithm string, script *resp.Script) *lim
 		s.prepared = script.Prepare(len(limits), s.args)
 	}
 	return s
+}
+
+// bind prepares the set's commands on the client rdb.
+func (s *limitSet) bind(rdb *resp.Client) error {
+	k, err := rdb.Keyed(s.prepared, s.suffixes)
+	if err != nil {
+		return err
+	}
+	s.keyed = k
+	return nil
 }
 
 // keys returns the Redis keys of a client key base.

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -54,4 +55,68 @@ func TestEvalStatus(t *testing.T) {
 	if v := mustDo(t, c, "PING"); v.Str != "PONG" {
 		t.Fatalf("PING after the cases: %+v", v)
 	}
+}
+
+func TestKeyed(t *testing.T) {
+	srv := sharedRedis(t, "plain")
+	c := newClient(t, Options{Address: srv.addr()})
+	ctx := context.Background()
+	echo := NewScript(`return redis.status_reply(KEYS[1] .. ' ' .. KEYS[2] .. ' ' .. ARGV[1])`)
+	if _, err := c.Keyed(echo.Prepare(2, []string{"arg"}), []string{":1"}); err == nil {
+		t.Fatal("Keyed accepted 1 suffix for 2 keys")
+	}
+	k, err := c.Keyed(echo.Prepare(2, []string{"arg"}), []string{"}:1", "}:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Status(ctx, "a"); err != ErrNotCached {
+		t.Fatalf("uncached Status: %v, want ErrNotCached", err)
+	}
+	if got, err := k.StatusFor(ctx, "a", "{a"); err != nil || got != "{a}:1 {a}:2 arg" {
+		t.Fatalf("StatusFor: %q, %v", got, err)
+	}
+	for i := 0; i < 3; i++ { // from the dial, then from the idle pool
+		if got, err := k.Status(ctx, "a"); err != nil || got != "{a}:1 {a}:2 arg" {
+			t.Fatalf("Status: %q, %v", got, err)
+		}
+	}
+	mustDo(t, c, "SCRIPT", "FLUSH")
+	if got, err := k.Status(ctx, "a"); err != nil || got != "{a}:1 {a}:2 arg" {
+		t.Fatalf("Status after SCRIPT FLUSH: %q, %v", got, err)
+	}
+	// Not cached: an empty key, a long one; the cache is bounded.
+	if _, err := k.StatusFor(ctx, "", "{b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.StatusFor(ctx, strings.Repeat("x", maxCachedKey+1), "{c"); err != nil {
+		t.Fatal(err)
+	}
+	if n := k.cached(); n != 1 {
+		t.Fatalf("%d commands cached, want 1", n)
+	}
+	for i := 0; i < maxCachedCommands; i++ {
+		k.mustCache(t, strconv.Itoa(i))
+	}
+	if n := k.cached(); n > maxCachedCommands {
+		t.Fatalf("%d commands cached, bound %d", n, maxCachedCommands)
+	}
+	if st := c.Stats(); st.Open != 1 || st.Idle != 1 {
+		t.Fatalf("stats %+v, want one connection, idle", st)
+	}
+	k.mustCache(t, "a")
+	c.Close()
+	if _, err := k.Status(ctx, "a"); err != ErrClosed {
+		t.Fatalf("Status after Close: %v, want ErrClosed", err)
+	}
+}
+
+// mustCache caches the command of key without sending it.
+func (k *Keyed) mustCache(t *testing.T, key string) {
+	t.Helper()
+	k.c.mu.Lock()
+	if len(k.cmds) >= maxCachedCommands {
+		k.cmds = map[string][]byte{}
+	}
+	k.cmds[key] = []byte("x")
+	k.c.mu.Unlock()
 }

@@ -107,6 +107,11 @@ func (c *Client) EvalStatus(ctx context.Context, p *Prepared, keys []string) (st
 	if len(keys) != p.nkeys {
 		return "", fmt.Errorf("resp: EVALSHA: %d keys, prepared for %d", len(keys), p.nkeys)
 	}
+	return c.evalStatusCmd(ctx, p, p.appendCommand(keys))
+}
+
+// appendCommand encodes the command of p for keys (len(keys) == p.nkeys).
+func (p *Prepared) appendCommand(keys []string) []byte {
 	cmd := make([]byte, 0, len(p.head)+len(p.tail)+64*len(keys))
 	cmd = append(cmd, p.head...)
 	for _, k := range keys {
@@ -116,7 +121,11 @@ func (c *Client) EvalStatus(ctx context.Context, p *Prepared, keys []string) (st
 		cmd = append(cmd, k...)
 		cmd = append(cmd, "\r\n"...)
 	}
-	cmd = append(cmd, p.tail...)
+	return append(cmd, p.tail...)
+}
+
+// evalStatusCmd is EvalStatus of an encoded command.
+func (c *Client) evalStatusCmd(ctx context.Context, p *Prepared, cmd []byte) (string, error) {
 	cn, err := c.get(ctx)
 	if err != nil {
 		return "", err

@@ -1,0 +1,119 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotCached is what Keyed.Status answers when it has no command for the key: the caller
+// then uses StatusFor, which builds it. Nothing was sent.
+var ErrNotCached = errors.New("resp: command not cached")
+
+// Bounds of a Keyed's cache of encoded commands: at most maxCachedCommands (the cache is
+// emptied when it is full), and only for keys of at most maxCachedKey bytes.
+const (
+	maxCachedCommands = 1024
+	maxCachedKey      = 256
+)
+
+// Keyed is a Prepared EVALSHA on one Client whose keys are a per-call base followed by fixed
+// suffixes (base+suffixes[0], base+suffixes[1]...), with a bounded cache of the encoded
+// commands by a caller-chosen key (e.g. the client identifier the base was made from).
+//
+// It is the rate limiter's hot path under Yaegi, where every expression of a function costs
+// an allocation on each call: a cached command for an idle pooled connection is one lock,
+// one write, one line read and one lock, all in Status; everything else is in other
+// functions.
+type Keyed struct {
+	c        *Client
+	p        *Prepared
+	suffixes []string
+	cmds     map[string][]byte // guarded by c.mu; the values are never modified
+}
+
+// Keyed returns the Keyed of p for keys base+suffixes[i]; p must be prepared for
+// len(suffixes) keys.
+func (c *Client) Keyed(p *Prepared, suffixes []string) (*Keyed, error) {
+	if len(suffixes) != p.nkeys {
+		return nil, fmt.Errorf("resp: EVALSHA: %d keys, prepared for %d", len(suffixes), p.nkeys)
+	}
+	return &Keyed{c: c, p: p, suffixes: suffixes, cmds: map[string][]byte{}}, nil
+}
+
+// Status is EvalStatus with the command cached for key by an earlier StatusFor. Without one
+// it sends nothing and returns ErrNotCached.
+func (k *Keyed) Status(ctx context.Context, key string) (string, error) {
+	c := k.c
+	c.mu.Lock()
+	cmd := k.cmds[key]
+	n := len(c.idle)
+	if cmd == nil || n == 0 || c.slots >= c.opts.PoolSize || c.closed {
+		c.mu.Unlock()
+		return k.statusSlow(ctx, cmd)
+	}
+	cn := c.idle[n-1]
+	c.idle[n-1] = nil
+	c.idle = c.idle[:n-1]
+	c.slots++
+	c.mu.Unlock()
+	cn.noReply = true
+	cn.nc.SetDeadline(time.Now().Add(c.opts.Timeout))
+	_, err := cn.nc.Write(cmd)
+	if err != nil {
+		return c.evalStatusSlow(ctx, cn, k.p, cmd, nil, err)
+	}
+	line, err := cn.br.ReadSlice('\n')
+	if err != nil || len(line) < 3 || line[0] != '+' || line[len(line)-2] != '\r' {
+		return c.evalStatusSlow(ctx, cn, k.p, cmd, line, err)
+	}
+	status := string(line[1 : len(line)-2])
+	// put, for the common case: the connection came from the idle pool, nobody waits.
+	c.mu.Lock()
+	if c.closed || len(c.waiters) != 0 {
+		c.mu.Unlock()
+		c.put(cn)
+		return status, nil
+	}
+	c.idle = append(c.idle, cn)
+	c.slots--
+	c.mu.Unlock()
+	return status, nil
+}
+
+// statusSlow is Status without a cached command, or without an idle connection.
+func (k *Keyed) statusSlow(ctx context.Context, cmd []byte) (string, error) {
+	if cmd == nil {
+		return "", ErrNotCached
+	}
+	return k.c.evalStatusCmd(ctx, k.p, cmd)
+}
+
+// StatusFor runs the script for the keys of base, like EvalStatus, and caches the command
+// for key unless key is empty or longer than 256 bytes. key must stand for base: Status(key)
+// sends that command again.
+func (k *Keyed) StatusFor(ctx context.Context, key, base string) (string, error) {
+	keys := make([]string, len(k.suffixes))
+	for i, s := range k.suffixes {
+		keys[i] = base + s
+	}
+	cmd := k.p.appendCommand(keys)
+	if key != "" && len(key) <= maxCachedKey {
+		c := k.c
+		c.mu.Lock()
+		if len(k.cmds) >= maxCachedCommands {
+			k.cmds = map[string][]byte{}
+		}
+		k.cmds[key] = cmd
+		c.mu.Unlock()
+	}
+	return k.c.evalStatusCmd(ctx, k.p, cmd)
+}
+
+// cached returns the number of cached commands, for tests.
+func (k *Keyed) cached() int {
+	k.c.mu.Lock()
+	defer k.c.mu.Unlock()
+	return len(k.cmds)
+}

@@ -47,16 +47,20 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
 	}
-	l, err := newHandler(next, s, name, time.Now)
+	rdb, err := acquirePool(ctx, s.redisOptions())
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit %q: redis: %w", name, err)
+	}
+	l, err := newHandlerWith(next, s, name, time.Now, rdb)
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
 	}
-	go l.closeWhenDone(ctx)
 	return l, nil
 }
 
-func newHandler(next http.Handler, s *settings, name string, now func() time.Time) (*rateLimit, error) {
-	rdb, err := resp.New(resp.Options{
+// redisOptions are the resp client options of the configuration.
+func (s *settings) redisOptions() resp.Options {
+	return resp.Options{
 		Address:     s.address,
 		Username:    s.username,
 		Password:    s.password,
@@ -65,10 +69,19 @@ func newHandler(next http.Handler, s *settings, name string, now func() time.Tim
 		DialTimeout: s.dialTimeout,
 		Timeout:     s.timeout,
 		PoolSize:    s.poolSize,
-	})
+	}
+}
+
+// newHandler builds a middleware with a pool of its own (tests).
+func newHandler(next http.Handler, s *settings, name string, now func() time.Time) (*rateLimit, error) {
+	rdb, err := resp.New(s.redisOptions())
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	return newHandlerWith(next, s, name, now, rdb)
+}
+
+func newHandlerWith(next http.Handler, s *settings, name string, now func() time.Time, rdb *resp.Client) (*rateLimit, error) {
 	script := resp.NewScript(scriptFor(s.algorithm))
 	l := &rateLimit{
 		next:      next,
@@ -115,11 +128,6 @@ func scriptFor(algorithm string) string {
 		return gcraScript
 	}
 	return slidingWindowScript
-}
-
-func (l *rateLimit) closeWhenDone(ctx context.Context) {
-	<-ctx.Done()
-	l.rdb.Close()
 }
 
 // ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and

@@ -208,3 +208,51 @@ func TestPoolClosedWithContext(t *testing.T) {
 		t.Fatalf("after cancel: %d, down %v, logged %d", w.Code, l.brk.isDown(), l.logged)
 	}
 }
+
+func TestPoolSharedPerRedisOptions(t *testing.T) {
+	rd := startRedis(t)
+	cfg := func(poolSize int) *Config {
+		c := CreateConfig()
+		c.Redis.Address = rd.addr()
+		c.Redis.PoolSize = poolSize
+		c.Limits = []Limit{{Requests: 10, Window: "1h"}}
+		return c
+	}
+	before := poolCount()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	h1, err1 := New(ctx1, ok, cfg(16), "one")
+	h2, err2 := New(ctx2, ok, cfg(16), "two")
+	h3, err3 := New(ctx3, ok, cfg(4), "other-options")
+	if err1 != nil || err2 != nil || err3 != nil {
+		t.Fatal(err1, err2, err3)
+	}
+	if h1.(*rateLimit).rdb != h2.(*rateLimit).rdb {
+		t.Fatal("two middlewares with the same Redis options got separate pools")
+	}
+	if h3.(*rateLimit).rdb == h1.(*rateLimit).rdb {
+		t.Fatal("other Redis options share the pool")
+	}
+	if n := poolCount(); n != before+2 {
+		t.Fatalf("pools = %d, want %d", n, before+2)
+	}
+	cancel1()
+	time.Sleep(50 * time.Millisecond)
+	if w := hit(h2, "a"); w.Code != 200 {
+		t.Fatalf("the pool closed while a user was alive: %d", w.Code)
+	}
+	cancel2()
+	deadline := time.Now().Add(2 * time.Second)
+	for poolCount() != before+1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if poolCount() != before+1 {
+		t.Fatalf("pools = %d after both users left, want %d", poolCount(), before+1)
+	}
+	if _, err := h1.(*rateLimit).rdb.Do(context.Background(), "PING"); err == nil {
+		t.Fatal("the shared pool is still open after its last user left")
+	}
+}

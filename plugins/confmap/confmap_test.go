@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type limit struct {
@@ -92,5 +93,32 @@ func TestDecodeReportsAll(t *testing.T) {
 	err := Decode(map[string]any{"count": "x", "inner": map[string]any{"adress": "y"}}, reflect.ValueOf(&s))
 	if err == nil || !strings.Contains(err.Error(), "count:") || !strings.Contains(err.Error(), "inner.adress: unknown option") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	for _, tc := range []struct {
+		s              string
+		token, control bool
+	}{
+		{"X-Auth-Client", true, false}, {"X Bad", false, false}, {"", false, false},
+		{"a\r\nb", false, true}, {"del\x7f", false, true}, {"x_y.z~", true, false}, {"é", false, false},
+	} {
+		if IsToken(tc.s) != tc.token || HasControl(tc.s) != tc.control {
+			t.Errorf("%q: IsToken %v HasControl %v", tc.s, IsToken(tc.s), HasControl(tc.s))
+		}
+	}
+	if got := CleanList([]string{" a", "", " ", "b "}); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("CleanList %q", got)
+	}
+	var errs []error
+	if d := ParseDuration(&errs, "leeway", "30s", "30s", 0, time.Minute); d != 30*time.Second || len(errs) != 0 {
+		t.Errorf("30s: %v %v", d, errs)
+	}
+	ParseDuration(&errs, "leeway", "30", "30s", 0, time.Minute)
+	ParseDuration(&errs, "leeway", "2m", "30s", 0, time.Minute)
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), `leeway: invalid duration "30" (use e.g. "30s")`) ||
+		!strings.Contains(errs[1].Error(), `leeway: "2m" is out of range`) {
+		t.Errorf("errors %v", errs)
 	}
 }

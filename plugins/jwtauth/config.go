@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
@@ -164,9 +166,9 @@ func (c *Config) compile() (*settings, error) {
 		bad("jwksUrl", "must be an http(s) URL, got %q", s.jwksURL)
 	}
 
-	s.audiences = cleanList(c.Audiences)
+	s.audiences = confmap.CleanList(c.Audiences)
 
-	s.algorithms = cleanList(c.Algorithms)
+	s.algorithms = confmap.CleanList(c.Algorithms)
 	if len(s.algorithms) == 0 {
 		s.algorithms = []string{"RS256"}
 	}
@@ -176,18 +178,18 @@ func (c *Config) compile() (*settings, error) {
 		}
 	}
 
-	s.leeway = parseDuration(&errs, "leeway", c.Leeway, 0, 10*time.Minute)
-	s.refresh = parseDuration(&errs, "refreshInterval", c.RefreshInterval, time.Second, 7*24*time.Hour)
-	s.minRefresh = parseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, time.Second, 24*time.Hour)
-	s.fetchTimeout = parseDuration(&errs, "fetchTimeout", c.FetchTimeout, 10*time.Millisecond, time.Minute)
+	s.leeway = confmap.ParseDuration(&errs, "leeway", c.Leeway, "30s", 0, 10*time.Minute)
+	s.refresh = confmap.ParseDuration(&errs, "refreshInterval", c.RefreshInterval, "30s", time.Second, 7*24*time.Hour)
+	s.minRefresh = confmap.ParseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, "30s", time.Second, 24*time.Hour)
+	s.fetchTimeout = confmap.ParseDuration(&errs, "fetchTimeout", c.FetchTimeout, "30s", 10*time.Millisecond, time.Minute)
 
-	s.scopes = cleanList(c.RequiredScopes)
+	s.scopes = confmap.CleanList(c.RequiredScopes)
 	for _, sc := range s.scopes {
-		if strings.ContainsAny(sc, " \"\\") || hasControl(sc) {
+		if strings.ContainsAny(sc, " \"\\") || confmap.HasControl(sc) {
 			bad("requiredScopes", "invalid scope %q", sc)
 		}
 	}
-	for _, r := range cleanList(c.RequiredRoles) {
+	for _, r := range confmap.CleanList(c.RequiredRoles) {
 		req := roleReq{role: r}
 		if i := strings.IndexByte(r, ':'); i >= 0 {
 			req.client = r[:i]
@@ -216,7 +218,7 @@ func (c *Config) compile() (*settings, error) {
 		switch {
 		case cp == "" || strings.Contains(cp, ".."):
 			bad("claimHeaders", "invalid claim path %q", p)
-		case !isToken(h):
+		case !confmap.IsToken(h):
 			bad("claimHeaders", "%s: invalid header name %q", p, claimHeaders[p])
 		case reservedHeaders[h]:
 			bad("claimHeaders", "%s: header %q is reserved", p, h)
@@ -228,7 +230,7 @@ func (c *Config) compile() (*settings, error) {
 		}
 	}
 
-	types := cleanList(c.TokenTypes)
+	types := confmap.CleanList(c.TokenTypes)
 	if len(types) == 0 {
 		types = []string{"Bearer"}
 	}
@@ -241,11 +243,11 @@ func (c *Config) compile() (*settings, error) {
 	}
 
 	s.cookie = strings.TrimSpace(c.TokenCookie)
-	if s.cookie != "" && !isToken(s.cookie) {
+	if s.cookie != "" && !confmap.IsToken(s.cookie) {
 		bad("tokenCookie", "invalid cookie name %q", c.TokenCookie)
 	}
 	s.realm = c.Realm
-	if s.realm == "" || strings.ContainsAny(s.realm, "\"\\") || hasControl(s.realm) {
+	if s.realm == "" || strings.ContainsAny(s.realm, "\"\\") || confmap.HasControl(s.realm) {
 		bad("realm", "must be non-empty without quotes, backslashes or control characters, got %q", c.Realm)
 	}
 	if c.CacheSize < 0 || c.CacheSize > 10000000 {
@@ -270,75 +272,12 @@ func (c *Config) compile() (*settings, error) {
 	return s, nil
 }
 
-func parseDuration(errs *[]error, key, value string, lo, hi time.Duration) time.Duration {
-	d, err := time.ParseDuration(strings.TrimSpace(value))
-	if err != nil {
-		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"30s\")", key, value))
-		return 0
-	}
-	if d < lo || d > hi {
-		*errs = append(*errs, fmt.Errorf("%s: %q is out of range [%s, %s]", key, value, lo, hi))
-	}
-	return d
-}
-
-// cleanList trims items and drops empty ones: Traefik splits "a, b" into ["a", " b"].
-func cleanList(in []string) []string {
-	var out []string
-	for _, v := range in {
-		v = strings.TrimSpace(v)
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
 		return false
 	}
 	return u.Scheme == "https" || u.Scheme == "http"
-}
-
-// tokenChars are the RFC 9110 tchar bytes, as a table (see the Yaegi note in the package doc).
-var tokenChars = func() [256]bool {
-	var t [256]bool
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 // headerVariants returns the canonical forms of name with each '-' or '_' replaced by either:

@@ -144,7 +144,6 @@ func TestSharedKeyCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := sharedCount()
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	a1 := newHandler(ctx1, http.NotFoundHandler(), s, "one")
@@ -161,15 +160,15 @@ func TestSharedKeyCache(t *testing.T) {
 	}
 	cancel1()
 	time.Sleep(50 * time.Millisecond)
-	if sharedCount() != before+2 {
-		t.Fatalf("shared caches = %d after one of two users left, want %d", sharedCount(), before+2)
+	if n := sharedUsers(f.issuerURL()); n != 1 {
+		t.Fatalf("users of the shared cache = %d after one of two left, want 1", n)
 	}
 	cancel2()
 	deadline := time.Now().Add(2 * time.Second)
-	for sharedCount() != before+1 && time.Now().Before(deadline) {
+	for sharedUsers(f.issuerURL()) != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if sharedCount() != before+1 {
-		t.Fatalf("shared caches = %d after both users left, want %d", sharedCount(), before+1)
+	if n := sharedUsers(f.issuerURL()); n != 0 {
+		t.Fatalf("users of the shared cache = %d after both left, want 0 (entry dropped)", n)
 	}
 }

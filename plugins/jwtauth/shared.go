@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"strings"
 	"sync"
 )
 
@@ -50,10 +51,15 @@ func release(ctx context.Context, key string, e *sharedKeys) {
 	shared.mu.Unlock()
 }
 
-// sharedCount reports how many shared caches exist (for tests).
-func sharedCount() int {
+// sharedUsers reports how many middlewares use the shared cache of issuer (for tests).
+func sharedUsers(issuer string) int {
 	shared.mu.Lock()
-	n := len(shared.entries)
-	shared.mu.Unlock()
+	defer shared.mu.Unlock()
+	n := 0
+	for key, e := range shared.entries {
+		if strings.HasPrefix(key, issuer+"\x00") {
+			n += e.users
+		}
+	}
 	return n
 }

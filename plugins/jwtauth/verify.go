@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // maxTokenBytes bounds the token accepted for parsing.
@@ -90,7 +92,7 @@ func (a *jwtAuth) verify(ctx context.Context, token string) *verdict {
 	v.values = make([]string, len(a.s.headers))
 	for i, h := range a.s.headers {
 		val := claimString(claims, h.path)
-		if hasControl(val) {
+		if confmap.HasControl(val) {
 			return &verdict{reject: a.rej.controlChars}
 		}
 		v.values[i] = val

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // Redis is how the plugin reaches Redis.
@@ -193,8 +195,8 @@ func (c *Config) compile() (*settings, error) {
 	if s.db < 0 {
 		bad("redis.db", "must be 0 or more, got %d", s.db)
 	}
-	s.dialTimeout = parseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, minCommandDuration, maxDialTimeout)
-	s.timeout = parseDuration(&errs, "redis.timeout", c.Redis.Timeout, minCommandDuration, maxCommandTimeout)
+	s.dialTimeout = confmap.ParseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, "100ms", minCommandDuration, maxDialTimeout)
+	s.timeout = confmap.ParseDuration(&errs, "redis.timeout", c.Redis.Timeout, "100ms", minCommandDuration, maxCommandTimeout)
 	if s.poolSize < 1 || s.poolSize > maxPoolSize {
 		bad("redis.poolSize", "must be between 1 and %d, got %d", maxPoolSize, s.poolSize)
 	}
@@ -210,11 +212,11 @@ func (c *Config) compile() (*settings, error) {
 	s.limits = compileLimits(&errs, "limits", c.Limits, s.algorithm)
 
 	s.keyPrefix = c.KeyPrefix
-	if s.keyPrefix == "" || len(s.keyPrefix) > maxKeyPrefix || strings.ContainsAny(s.keyPrefix, "{} \t\r\n") || hasControl(s.keyPrefix) {
+	if s.keyPrefix == "" || len(s.keyPrefix) > maxKeyPrefix || strings.ContainsAny(s.keyPrefix, "{} \t\r\n") || confmap.HasControl(s.keyPrefix) {
 		bad("keyPrefix", "must be 1 to %d characters without braces, spaces or control characters, got %q", maxKeyPrefix, c.KeyPrefix)
 	}
 
-	names := cleanList(c.Sources)
+	names := confmap.CleanList(c.Sources)
 	if len(names) == 0 {
 		names = DefaultSources()
 	}
@@ -227,7 +229,7 @@ func (c *Config) compile() (*settings, error) {
 		s.sources = append(s.sources, src)
 	}
 
-	for i, p := range cleanList(c.TrustedProxies) {
+	for i, p := range confmap.CleanList(c.TrustedProxies) {
 		n, ok := parseCIDR(p)
 		if !ok {
 			bad(fmt.Sprintf("trustedProxies[%d]", i), "%q is not a CIDR or an IP address", p)
@@ -314,7 +316,7 @@ func compileSource(name, prefix string) (source, bool) {
 	}
 	if len(name) > 7 && strings.EqualFold(name[:7], "header:") {
 		h := strings.TrimSpace(name[7:])
-		if !isToken(h) {
+		if !confmap.IsToken(h) {
 			return source{}, false
 		}
 		return source{header: canonicalHeader(h), tag: prefix + ":{" + strings.ToLower(h) + "="}, true
@@ -335,67 +337,4 @@ func parseCIDR(s string) (*net.IPNet, bool) {
 		return &net.IPNet{IP: ip4, Mask: net.CIDRMask(32, 32)}, true
 	}
 	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, true
-}
-
-func parseDuration(errs *[]error, key, value string, lo, hi time.Duration) time.Duration {
-	d, err := time.ParseDuration(strings.TrimSpace(value))
-	if err != nil {
-		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"100ms\")", key, value))
-		return 0
-	}
-	if d < lo || d > hi {
-		*errs = append(*errs, fmt.Errorf("%s: %q is out of range [%s, %s]", key, value, lo, hi))
-	}
-	return d
-}
-
-// cleanList trims items and drops empty ones: Traefik splits "a, b" into ["a", " b"].
-func cleanList(in []string) []string {
-	var out []string
-	for _, v := range in {
-		v = strings.TrimSpace(v)
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// tokenChars are the RFC 9110 tchar bytes, as a table (see the Yaegi note in the package doc).
-var tokenChars = func() [256]bool {
-	var t [256]bool
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -218,7 +218,6 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 		c.Limits = []Limit{{Requests: 10, Window: "1h"}}
 		return c
 	}
-	before := poolCount()
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	ctx3, cancel3 := context.WithCancel(context.Background())
@@ -236,8 +235,8 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 	if h3.(*rateLimit).rdb == h1.(*rateLimit).rdb {
 		t.Fatal("other Redis options share the pool")
 	}
-	if n := poolCount(); n != before+2 {
-		t.Fatalf("pools = %d, want %d", n, before+2)
+	if n := poolCount(rd.addr()); n != 2 {
+		t.Fatalf("pools = %d, want 2", n)
 	}
 	cancel1()
 	time.Sleep(50 * time.Millisecond)
@@ -246,11 +245,11 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 	}
 	cancel2()
 	deadline := time.Now().Add(2 * time.Second)
-	for poolCount() != before+1 && time.Now().Before(deadline) {
+	for poolCount(rd.addr()) != 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if poolCount() != before+1 {
-		t.Fatalf("pools = %d after both users left, want %d", poolCount(), before+1)
+	if poolCount(rd.addr()) != 1 {
+		t.Fatalf("pools = %d after both users left, want 1", poolCount(rd.addr()))
 	}
 	if _, err := h1.(*rateLimit).rdb.Do(context.Background(), "PING"); err == nil {
 		t.Fatal("the shared pool is still open after its last user left")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/pavilion-trust/gateway/plugins/resp"
@@ -67,10 +68,15 @@ func releasePool(ctx context.Context, key string, e *sharedPool) {
 	}
 }
 
-// poolCount reports how many shared pools exist (for tests).
-func poolCount() int {
+// poolCount reports how many shared pools exist for address (for tests).
+func poolCount(address string) int {
 	pools.mu.Lock()
-	n := len(pools.entries)
-	pools.mu.Unlock()
+	defer pools.mu.Unlock()
+	n := 0
+	for key := range pools.entries {
+		if strings.HasPrefix(key, address+"\x00") {
+			n++
+		}
+	}
 	return n
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
@@ -62,7 +64,7 @@ func (c *Config) compile() (*settings, error) {
 	s.header = http.CanonicalHeaderKey(name)
 	if name == "" {
 		errs = append(errs, errors.New("header: required (e.g. X-Request-Id)"))
-	} else if !isToken(name) {
+	} else if !confmap.IsToken(name) {
 		errs = append(errs, fmt.Errorf("header: invalid header name %q", c.Header))
 	} else if reservedHeaders[s.header] {
 		errs = append(errs, fmt.Errorf("header: %q is reserved", s.header))
@@ -71,34 +73,4 @@ func (c *Config) compile() (*settings, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
-}
-
-// tokenChars are the RFC 9110 tchar bytes, as a table (see the Yaegi note in the package doc).
-var tokenChars = func() [256]bool {
-	var t [256]bool
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,366 @@
+// Package health is a Traefik middleware plugin that answers an aggregate health document
+// itself: application/health+json in the shape of the IETF health-check draft
+// (draft-inadarei-api-health-check), from its own checks of TLS certificate files, HTTP
+// upstreams, Redis (PING) and JWKS endpoints.
+//
+// It answers every request routed to it (GET and HEAD; other methods get 405) and never calls
+// the next handler: the router's rule chooses the path. Intended wiring:
+//
+//	routers:
+//	  health: {entryPoints: [web], rule: Path(`/health`), middlewares: [health], service: noop@internal}
+//
+// The checks of one round run concurrently; the answer is cached for cacheFor, and callers
+// that arrive while a round runs wait for that round (single flight), so a flood of health
+// calls makes at most one probe per check per cacheFor.
+//
+// Traefik runs it interpreted by Yaegi: keep one assignment per line (no `a, b = x, f()`), one
+// condition per `case` in tagless switches, no range over an int, no min/max builtins, no
+// errors.As, no standard library API newer than Go 1.22; integration/yaegiguard enforces most.
+package health
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
+)
+
+// Certificate is one PEM certificate file to watch.
+type Certificate struct {
+	// Path is the PEM file; its first CERTIFICATE block is checked, read again on every
+	// round (a renewed file is seen without a reload). Required.
+	Path string `json:"path,omitempty"`
+	// Name is the component name in the check key "<name>:validity". Default the file's
+	// base name ("tls.crt"). Letters, digits, ".", "_" and "-".
+	Name string `json:"name,omitempty"`
+	// MinValidity: the check warns when the certificate expires sooner than this. Default
+	// 168h (7 days). Expired, not yet valid or unreadable: fail.
+	MinValidity string `json:"minValidity,omitempty"`
+}
+
+// Upstream is one HTTP endpoint probed with a GET.
+type Upstream struct {
+	// Name is the component name in the check key "<name>:responseTime". Required.
+	// Letters, digits, ".", "_" and "-".
+	Name string `json:"name,omitempty"`
+	// URL is the http(s) URL probed; any 2xx answer passes, anything else (redirects are not
+	// followed) fails. Required. It is never shown in the health document.
+	URL string `json:"url,omitempty"`
+	// Timeout bounds the probe (connection, TLS, answer). Default 2s, at most 1m.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Redis is the Redis server checked with PING (check key "redis:responseTime"). The check
+// is on when any field is set; address is then required.
+type Redis struct {
+	// Address is host:port.
+	Address string `json:"address,omitempty"`
+	// Username is the ACL user (AUTH username password); needs Password.
+	Username string `json:"username,omitempty"`
+	// Password authenticates the connection. Never logged nor shown in the health document.
+	Password string `json:"password,omitempty"`
+	// DB is selected when not 0.
+	DB int `json:"db,omitempty"`
+	// TLS connects with TLS, verified against the system roots.
+	TLS bool `json:"tls,omitempty"`
+	// Timeout bounds the connection and the PING each. Default 1s, at most 1m.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
+// Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
+// Durations are strings parsed with time.ParseDuration. At least one check is required.
+type Config struct {
+	// Certificates are PEM files whose validity is checked ("<name>:validity").
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// Upstreams are HTTP endpoints probed with a GET ("<name>:responseTime", milliseconds).
+	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// Redis is checked with PING through a fresh connection each round.
+	Redis Redis `json:"redis,omitempty"`
+	// JWKS are key set URLs, fetched each round; each must answer 2xx with a JSON key set
+	// holding at least one key ("jwks:keys", one entry per URL, observedValue = keys).
+	JWKS []string `json:"jwks,omitempty"`
+	// JWKSTimeout bounds one JWKS fetch. Default 2s, at most 1m.
+	JWKSTimeout string `json:"jwksTimeout,omitempty"`
+	// CacheFor is how long an answer is reused after its round ended. Default 5s, at most
+	// 1h; 0s probes on every call (concurrent calls still share one round).
+	CacheFor string `json:"cacheFor,omitempty"`
+}
+
+// CreateConfig returns the default configuration. Per-entry defaults (minValidity, timeout)
+// are applied in New: Traefik's decoder merges user lists into non-nil defaults.
+func CreateConfig() *Config {
+	return &Config{
+		JWKSTimeout: "2s",
+		CacheFor:    "5s",
+	}
+}
+
+// Defaults and bounds.
+const (
+	defaultMinValidity  = 7 * 24 * time.Hour
+	defaultTimeout      = 2 * time.Second
+	defaultRedisTimeout = time.Second
+	maxTimeout          = time.Minute
+	maxCacheFor         = time.Hour
+	maxMinValidity      = 10 * 365 * 24 * time.Hour
+	maxNameLen          = 64
+)
+
+// Check kinds.
+const (
+	kindCertificate = iota
+	kindUpstream
+	kindRedis
+	kindJWKS
+)
+
+// check is one validated check; a round runs each once.
+type check struct {
+	kind        int
+	key         string // "<component>:<measurement>"
+	componentID string // shown in the document: the redacted JWKS URL, else empty
+	path        string
+	url         string
+	timeout     time.Duration
+	minValidity time.Duration
+	redis       resp.Options
+}
+
+// settings is the validated configuration.
+type settings struct {
+	checks   []check
+	cacheFor time.Duration
+}
+
+// compile validates the configuration and reports every problem at once, each naming the key.
+func (c *Config) compile() (*settings, error) {
+	var errs []error
+	bad := func(key, msg string) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, msg))
+	}
+	s := &settings{}
+	keys := map[string]string{} // check key -> option that defined it
+
+	for i, cert := range c.Certificates {
+		opt := fmt.Sprintf("certificates[%d]", i)
+		p := strings.TrimSpace(cert.Path)
+		if p == "" {
+			bad(opt+".path", "required (a PEM certificate file)")
+		}
+		name := strings.TrimSpace(cert.Name)
+		if name == "" && p != "" {
+			name = filepath.Base(p)
+		}
+		minValidity := parseDuration(&errs, opt+".minValidity", cert.MinValidity, defaultMinValidity, 0, maxMinValidity)
+		if p == "" {
+			continue
+		}
+		if msg := checkName(name); msg != "" {
+			bad(opt+".name", msg)
+			continue
+		}
+		key := name + ":validity"
+		if prev := keys[key]; prev != "" {
+			bad(opt+".name", fmt.Sprintf("check %q is already defined by %s (set a distinct name)", key, prev))
+			continue
+		}
+		keys[key] = opt
+		s.checks = append(s.checks, check{kind: kindCertificate, key: key, path: p, minValidity: minValidity})
+	}
+
+	for i, up := range c.Upstreams {
+		opt := fmt.Sprintf("upstreams[%d]", i)
+		name := strings.TrimSpace(up.Name)
+		nameOK := true
+		if name == "" {
+			bad(opt+".name", "required (the component name, e.g. core-broker)")
+			nameOK = false
+		} else if msg := checkName(name); msg != "" {
+			bad(opt+".name", msg)
+			nameOK = false
+		}
+		u := strings.TrimSpace(up.URL)
+		urlOK := true
+		if u == "" {
+			bad(opt+".url", "required (e.g. http://core-broker:8080/health)")
+			urlOK = false
+		} else if !isHTTPURL(u) {
+			bad(opt+".url", fmt.Sprintf("must be an http(s) URL with a host, got %q", redactURL(u)))
+			urlOK = false
+		}
+		timeout := parseDuration(&errs, opt+".timeout", up.Timeout, defaultTimeout, time.Millisecond, maxTimeout)
+		if !nameOK || !urlOK {
+			continue
+		}
+		key := name + ":responseTime"
+		if prev := keys[key]; prev != "" {
+			bad(opt+".name", fmt.Sprintf("check %q is already defined by %s", key, prev))
+			continue
+		}
+		keys[key] = opt
+		s.checks = append(s.checks, check{kind: kindUpstream, key: key, url: u, timeout: timeout})
+	}
+
+	if c.Redis.isSet() {
+		if chk, ok := c.Redis.compile(&errs); ok {
+			if prev := keys[chk.key]; prev != "" {
+				bad("redis", fmt.Sprintf("check %q is already defined by %s", chk.key, prev))
+			} else {
+				keys[chk.key] = "redis"
+				s.checks = append(s.checks, chk)
+			}
+		}
+	}
+
+	jwksTimeout := parseDuration(&errs, "jwksTimeout", c.JWKSTimeout, defaultTimeout, time.Millisecond, maxTimeout)
+	seenJWKS := map[string]bool{}
+	for i, raw := range c.JWKS {
+		opt := fmt.Sprintf("jwks[%d]", i)
+		u := strings.TrimSpace(raw)
+		if u == "" {
+			bad(opt, "empty URL")
+			continue
+		}
+		if !isHTTPURL(u) {
+			bad(opt, fmt.Sprintf("must be an http(s) URL with a host, got %q", redactURL(u)))
+			continue
+		}
+		if seenJWKS[u] {
+			bad(opt, fmt.Sprintf("%q is listed twice", redactURL(u)))
+			continue
+		}
+		seenJWKS[u] = true
+		s.checks = append(s.checks, check{kind: kindJWKS, key: "jwks:keys", componentID: redactURL(u), url: u, timeout: jwksTimeout})
+	}
+
+	s.cacheFor = parseDuration(&errs, "cacheFor", c.CacheFor, 5*time.Second, 0, maxCacheFor)
+
+	if len(errs) == 0 && len(s.checks) == 0 {
+		errs = append(errs, errors.New("no checks: configure at least one of certificates, upstreams, redis, jwks"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// compile validates the redis section; ok is false when it has an error.
+func (r Redis) compile(errs *[]error) (check, bool) {
+	n := len(*errs)
+	addr := strings.TrimSpace(r.Address)
+	host, port, err := net.SplitHostPort(addr)
+	if addr == "" {
+		*errs = append(*errs, errors.New("redis.address: required when redis is set (host:port)"))
+	} else if err != nil || host == "" || port == "" {
+		*errs = append(*errs, fmt.Errorf("redis.address: %q is not host:port", addr))
+	}
+	if r.Username != "" && r.Password == "" {
+		*errs = append(*errs, errors.New("redis.username: set without redis.password"))
+	}
+	if r.DB < 0 {
+		*errs = append(*errs, fmt.Errorf("redis.db: must be 0 or more, got %d", r.DB))
+	}
+	timeout := parseDuration(errs, "redis.timeout", r.Timeout, defaultRedisTimeout, time.Millisecond, maxTimeout)
+	if len(*errs) > n {
+		return check{}, false
+	}
+	opts := resp.Options{
+		Address:     addr,
+		Username:    r.Username,
+		Password:    r.Password,
+		DB:          r.DB,
+		TLS:         r.TLS,
+		DialTimeout: timeout,
+		Timeout:     timeout,
+		PoolSize:    1,
+	}
+	client, err := resp.New(opts) // its own checks; it does not connect
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("redis: %w", err))
+		return check{}, false
+	}
+	client.Close()
+	return check{kind: kindRedis, key: "redis:responseTime", timeout: timeout, redis: opts}, true
+}
+
+// isSet reports whether any field of the redis section is set (the check is then on).
+func (r Redis) isSet() bool {
+	return r.Address != "" || r.Username != "" || r.Password != "" || r.DB != 0 || r.TLS || r.Timeout != ""
+}
+
+// parseDuration parses the option key; empty means def. Errors are appended to errs.
+func parseDuration(errs *[]error, key, value string, def, lo, hi time.Duration) time.Duration {
+	v := strings.TrimSpace(value)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"2s\")", key, value))
+		return def
+	}
+	if d < lo || d > hi {
+		*errs = append(*errs, fmt.Errorf("%s: %s is out of range [%s, %s]", key, v, lo, hi))
+		return def
+	}
+	return d
+}
+
+// nameChars are the bytes allowed in a component name.
+var nameChars = func() [256]bool {
+	var t [256]bool
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	t['.'] = true
+	t['_'] = true
+	t['-'] = true
+	return t
+}()
+
+// checkName returns why name is not a valid component name, or "".
+func checkName(name string) string {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Sprintf("must be 1 to %d characters, got %q", maxNameLen, name)
+	}
+	for i := 0; i < len(name); i++ {
+		if !nameChars[name[i]] {
+			return fmt.Sprintf("%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", name)
+		}
+	}
+	return ""
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Scheme == "http" || u.Scheme == "https"
+}
+
+// redactURL returns s without user info, query and fragment (which may hold credentials).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
+}

@@ -123,6 +123,7 @@ func (c *checker) visit(n ast.Node) bool {
 		c.checkNewerGo(n)
 	case *ast.RangeStmt:
 		c.checkRangeInt(n)
+		c.checkRangeChanSlice(n)
 	}
 	return true
 }
@@ -407,5 +408,30 @@ func (c *checker) checkRangeInt(r *ast.RangeStmt) {
 	}
 	if b, ok := t.Underlying().(*types.Basic); ok && b.Info()&types.IsInteger != 0 {
 		c.report(r.Pos(), "range-int", "range over an integer panics under Yaegi v0.16.1; use a three-clause loop")
+	}
+}
+
+// checkRangeChanSlice flags ranging with a value over a slice or array of channels
+// (`for _, ch := range chans`), which panics under Yaegi v0.16.1 ("reflect: call of
+// reflect.Value.Len on int Value"); an index loop works. It needs types.
+func (c *checker) checkRangeChanSlice(r *ast.RangeStmt) {
+	if c.info == nil || r.Value == nil {
+		return
+	}
+	t := c.info.TypeOf(r.X)
+	if t == nil {
+		return
+	}
+	var elem types.Type
+	switch u := t.Underlying().(type) {
+	case *types.Slice:
+		elem = u.Elem()
+	case *types.Array:
+		elem = u.Elem()
+	default:
+		return
+	}
+	if _, ok := elem.Underlying().(*types.Chan); ok {
+		c.report(r.Pos(), "range-chan-slice", "ranging with a value over a slice of channels panics under Yaegi v0.16.1; use an index loop")
 	}
 }

@@ -112,6 +112,8 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "range over an int literal", src: "for i := range 10 {\n_ = i\n}", want: []string{"2 range-int"}},
 		{desc: "range over an int variable", src: "n := 3\nfor i := range n {\n_ = i\n}", want: []string{"3 range-int"}},
 		{desc: "range over a slice is fine", src: "for i := range []int{1} {\n_ = i\n}"},
+		{desc: "value range over a slice of channels", src: "var s []chan struct{}\nfor _, x := range s {\n_ = x\n}", want: []string{"3 range-chan-slice"}},
+		{desc: "index range over a slice of channels is fine", src: "var s []chan struct{}\nfor i := range s {\n_ = s[i]\n}"},
 		{desc: "min builtin", src: "_ = min(1, 2)", want: []string{"2 builtin-minmax"}},
 		{desc: "max builtin", src: "_ = max(1, 2)", want: []string{"2 builtin-minmax"}},
 		{desc: "a local min is fine", src: "min := func(a, b int) int { return a }\n_ = min(1, 2)"},

@@ -291,6 +291,14 @@ func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base
 		l.servePolicy(rw, req, base, set)
 		return
 	}
+	if err == resp.ErrPoolTimeout {
+		// Every pooled connection stayed busy for the whole timeout: the gateway is
+		// overloaded, Redis answered. This request gets the policy, but Redis is not marked
+		// down (raise redis.poolSize if this happens under normal load).
+		l.brk.release(probe)
+		l.servePolicy(rw, req, base, set)
+		return
+	}
 	if err == nil {
 		err = fmt.Errorf("unexpected script reply")
 	}

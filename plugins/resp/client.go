@@ -222,8 +222,9 @@ func (c *Client) wait(ctx context.Context) (*conn, error) {
 
 // removeWaiter takes w out of the queue; false if it is not there (it got a slot).
 func (c *Client) removeWaiter(w chan struct{}) bool {
-	for i, x := range c.waiters {
-		if x == w {
+	// An index loop: ranging over a slice of channels panics under Yaegi v0.16.1.
+	for i := 0; i < len(c.waiters); i++ {
+		if c.waiters[i] == w {
 			copy(c.waiters[i:], c.waiters[i+1:])
 			c.waiters[len(c.waiters)-1] = nil
 			c.waiters = c.waiters[:len(c.waiters)-1]

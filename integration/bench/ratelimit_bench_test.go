@@ -1,0 +1,264 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pavilion-trust/gateway/demo/devissuer/issuer"
+	"github.com/pavilion-trust/gateway/integration/redistest"
+	"github.com/pavilion-trust/gateway/integration/traefiktest"
+	"github.com/redis/go-redis/v9"
+)
+
+// commandStats reads INFO commandstats: calls per command (cmdstat_<name>:calls=N,...).
+func commandStats(t *testing.T, rdb *redis.Client) map[string]int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	stats := map[string]int64{}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, field := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(field, "calls="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("INFO commandstats: %q", line)
+				}
+				stats[strings.TrimPrefix(name, "cmdstat_")] = n
+			}
+		}
+	}
+	return stats
+}
+
+// ownCommands are what the measuring client itself sends (INFO, and HELLO/CLIENT when it
+// connects); they are not counted.
+var ownCommands = map[string]bool{"info": true, "hello": true, "client|setinfo": true, "client": true}
+
+// TestBenchRateLimit compares, on one Traefik and one Redis in one run, Traefik without
+// middleware, Traefik's native rateLimit middleware on Redis, our ratelimit plugin
+// (sliding-window, limits never reached) and the suite (requestId + jwt with one repeated
+// token + rateLimit). It reports req/s, p50, p99, the ratios, and Redis commands per request
+// (INFO commandstats before and after each run, divided by the requests wrk completed).
+func TestBenchRateLimit(t *testing.T) {
+	if os.Getenv("PAVILION_BENCH") != "1" {
+		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		t.Fatal("wrk is not installed (apt-get install wrk)")
+	}
+	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{{ID: "svc", Secret: "s", Audience: []string{"core-broker"},
+		Scopes: []string{"broker:read"}, RealmRoles: []string{"broker-user"}}}, TokenLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Stop()
+	tok, err := iss.Token("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := startBackend(t)
+	rd := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rd.Addr()})
+	defer rdb.Close()
+
+	router := func(name, prefix, mw string) string {
+		s := fmt.Sprintf("    %s:\n      entryPoints: [web]\n      rule: PathPrefix(`%s`)\n      service: backend\n", name, prefix)
+		if mw != "" {
+			s += fmt.Sprintf("      middlewares: [%s]\n", mw)
+		}
+		return s
+	}
+	// Limits far above what this machine can send: nothing is refused (wrk's non-2xx check).
+	// poolSize = wrk's connections, so that no request waits for a Redis connection: the
+	// pool's wait path panics under Yaegi v0.16.1 when a wait times out (range over
+	// Client.waiters in plugins/resp/client.go removeWaiter).
+	rateLimit := fmt.Sprintf(`            redis:
+              address: %q
+              poolSize: "%d"
+            keyPrefix: bench
+            algorithm: sliding-window
+            sources: ["header:X-Auth-Client"]
+            limits:
+              - requests: "1000000000"
+                window: 1s
+`, rd.Addr(), connections)
+	dyn := "http:\n  routers:\n" + router("bare", "/bare", "") + router("native", "/native", "native-rl") +
+		router("ours", "/ours", "our-rl") + router("suite", "/suite", "suite") +
+		"  middlewares:\n" +
+		fmt.Sprintf("    native-rl:\n      rateLimit:\n        average: 1000000\n        burst: 1000000\n        period: 1s\n        redis:\n          endpoints: [%q]\n", rd.Addr()) +
+		"    our-rl:\n      plugin:\n        ratelimit:\n" + strings.ReplaceAll(rateLimit, "            ", "          ") +
+		"    suite:\n      plugin:\n        pavilion:\n" +
+		"          requestId:\n            header: X-Request-Id\n" +
+		fmt.Sprintf("          jwt:\n            issuer: %q\n            audiences: [core-broker]\n            requiredRoles: [broker-user]\n", iss.IssuerURL()) +
+		"          rateLimit:\n" + rateLimit +
+		fmt.Sprintf("  services:\n    backend:\n      loadBalancer:\n        servers:\n          - url: %q\n", backend)
+	gw := traefiktest.Start(t, traefiktest.Options{
+		Dynamic: dyn,
+		Plugins: map[string]string{
+			"ratelimit": "github.com/pavilion-trust/gateway/plugins/ratelimit",
+			"pavilion":  "github.com/pavilion-trust/gateway",
+		},
+		AbortOnPluginFailure: true,
+		WaitRouters:          []string{"bare@file", "native@file", "ours@file", "suite@file"},
+		Quiet:                true,
+	})
+
+	type scenario struct {
+		name, path string
+		headers    []string
+	}
+	scenarios := []scenario{
+		{"Traefik, no middleware", "/bare", nil},
+		{"Traefik native rateLimit (Redis, token bucket)", "/native", nil},
+		{"ratelimit plugin (Redis, sliding-window, header client)", "/ours", []string{"X-Auth-Client: bench-client"}},
+		{"suite: requestId + jwt (one repeated token) + rateLimit", "/suite", []string{"Authorization: Bearer " + tok}},
+	}
+	type measured struct {
+		result
+		cmds map[string]int64 // Redis calls during the run, by command
+	}
+	run := func(s scenario, d time.Duration) measured {
+		args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(connections), "-d", d.String(), "--latency"}
+		for _, h := range s.headers {
+			args = append(args, "-H", h)
+		}
+		before := commandStats(t, rdb)
+		out, err := exec.Command(wrk, append(args, gw.URL+s.path)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("wrk %s: %v\n%s", s.name, err, out)
+		}
+		after := commandStats(t, rdb)
+		if strings.Contains(string(out), "Non-2xx") {
+			t.Fatalf("%s: wrk saw non-2xx answers:\n%s", s.name, out)
+		}
+		m := measured{result: parseWrk(t, s.name, string(out)), cmds: map[string]int64{}}
+		for name, n := range after {
+			if delta := n - before[name]; delta > 0 && !ownCommands[name] {
+				m.cmds[name] = delta
+			}
+		}
+		return m
+	}
+
+	// Warm up every path (the interpreter, connection pools, the verified-token cache, the
+	// script cache in Redis).
+	for _, s := range scenarios {
+		run(s, 2*time.Second)
+	}
+
+	// Rounds interleave the scenarios so that drift on the shared machine hits them alike;
+	// each scenario reports its median round. Redis commands are summed over all rounds.
+	runs := make([][]measured, len(scenarios))
+	for round := 0; round < rounds; round++ {
+		for i, s := range scenarios {
+			runs[i] = append(runs[i], run(s, duration))
+		}
+	}
+	results := make([]result, len(scenarios))
+	perReq := make([]float64, len(scenarios))
+	evalsPerReq := make([]float64, len(scenarios)) // EVAL/EVALSHA: one round trip each
+	breakdown := make([]string, len(scenarios))
+	for i := range runs {
+		var reqs int
+		cmds := map[string]int64{}
+		for _, m := range runs[i] {
+			reqs += m.total
+			for name, n := range m.cmds {
+				cmds[name] += n
+			}
+		}
+		var sum int64
+		var names []string
+		for name, n := range cmds {
+			sum += n
+			names = append(names, name)
+		}
+		sort.Slice(names, func(a, b int) bool { return cmds[names[a]] > cmds[names[b]] })
+		var parts []string
+		for _, name := range names {
+			if v := float64(cmds[name]) / float64(reqs); v >= 0.001 {
+				parts = append(parts, fmt.Sprintf("%s %.3f", name, v))
+			}
+		}
+		if reqs > 0 {
+			perReq[i] = float64(sum) / float64(reqs)
+			evalsPerReq[i] = float64(cmds["evalsha"]+cmds["eval"]+cmds["evalsha_ro"]+cmds["eval_ro"]) / float64(reqs)
+		}
+		breakdown[i] = strings.Join(parts, ", ")
+		if breakdown[i] == "" {
+			breakdown[i] = "none"
+		}
+		sort.Slice(runs[i], func(a, b int) bool { return runs[i][a].reqs < runs[i][b].reqs })
+		results[i] = runs[i][len(runs[i])/2].result
+	}
+
+	bare := results[0].reqs
+	native := results[1].reqs
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nrate limiting on Redis %s: wrk -t%d -c%d, %d rounds of %s per scenario (median round shown), loopback, %d cores shared by wrk, Traefik, Redis, backend and issuer; %s\n\n",
+		redisVersion(t, rdb), threads, connections, rounds, duration, numCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| scenario | req/s | p50 | p99 | vs no middleware | vs native rateLimit | Redis cmds/req | of which EVAL(SHA) |\n|---|---|---|---|---|---|---|---|\n")
+	for i, r := range results {
+		vsNative := ""
+		if i > 0 {
+			vsNative = fmt.Sprintf("%.2f×", r.reqs/native)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f%% | %s | %.2f | %.2f |\n", r.name, r.reqs, r.p50, r.p99, 100*r.reqs/bare, vsNative, perReq[i], evalsPerReq[i])
+	}
+	b.WriteString("\nRedis commands per request, by command (commands run inside scripts count too):\n")
+	for i, s := range scenarios {
+		fmt.Fprintf(&b, "  %s: %s\n", s.name, breakdown[i])
+	}
+	ours := results[2].reqs / native
+	suite := results[3].reqs / bare
+	fmt.Fprintf(&b, "\ntargets: ratelimit alone ≥ 1.00× native rateLimit: %.2f× (%s); suite ≥ 45%% of no middleware: %.0f%% (%s)\n",
+		ours, met(ours >= 1.0), 100*suite, met(suite >= 0.45))
+	for i, s := range scenarios {
+		var all []string
+		for _, r := range runs[i] {
+			all = append(all, fmt.Sprintf("%.0f", r.reqs))
+		}
+		fmt.Fprintf(&b, "\n%s: req/s per round (sorted) %s", s.name, strings.Join(all, ", "))
+	}
+	fmt.Println(b.String())
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func redisVersion(t *testing.T, rdb *redis.Client) string {
+	info, err := rdb.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatalf("INFO server: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v
+		}
+	}
+	return "?"
+}

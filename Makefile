@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 CACHE    ?= $(HOME)/.cache/pavilion-gateway
 export PAVILION_CACHE := $(CACHE)
 
-.PHONY: help test lint unit fuzz integration traefik demo bench vendor
+.PHONY: help test lint unit fuzz integration traefik demo bench vendor certs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -39,6 +39,9 @@ traefik: ## build the pinned Traefik (with dashboard) into $(CACHE) and print it
 
 vendor: ## refresh vendor/ after changing go.mod
 	$(GO) mod tidy && $(GO) mod vendor
+
+certs: ## development CA + server certificate for HTTPS (Go crypto/x509) into $(CACHE)/certs (CERTS_DIR to change)
+	$(GO) run ./demo/certs -out $(or $(CERTS_DIR),$(CACHE)/certs)
 
 demo: traefik ## run the gateway demo (Ctrl-C stops everything it started)
 	@bash demo/run

@@ -1,0 +1,241 @@
+// Package gatewaytest runs the gateway as it is configured in the repository — the real
+// static/traefik.yml and dynamic/ files, rendered only for free loopback ports — as a Traefik
+// process, for end-to-end tests over real TLS.
+package gatewaytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pavilion-trust/gateway/integration/pluginharness"
+	"github.com/pavilion-trust/gateway/integration/traefiktest"
+)
+
+// Addresses in static/traefik.yml that RenderStatic replaces; each must appear exactly once.
+const (
+	WebAddress       = `":8080"`
+	WebSecureAddress = `":8443"`
+	InternalAddress  = `"127.0.0.1:8082"`
+)
+
+const (
+	readyTimeout = 60 * time.Second
+	stopTimeout  = 10 * time.Second
+	maxLogShown  = 256 << 10
+)
+
+// Ports are the entry points' ports.
+type Ports struct{ Web, WebSecure, Internal int }
+
+// RenderStatic returns static/traefik.yml with its three entry point addresses replaced by
+// 127.0.0.1:<port>. It fails if an address does not appear exactly once, so that a change of
+// the static file cannot silently leave a test (or the demo) on the production ports.
+func RenderStatic(static []byte, p Ports) ([]byte, error) {
+	out := static
+	for _, r := range []struct {
+		old  string
+		port int
+	}{{WebAddress, p.Web}, {WebSecureAddress, p.WebSecure}, {InternalAddress, p.Internal}} {
+		if n := bytes.Count(out, []byte(r.old)); n != 1 {
+			return nil, fmt.Errorf("static configuration: %s appears %d times, want exactly once", r.old, n)
+		}
+		out = bytes.Replace(out, []byte(r.old), []byte(`"127.0.0.1:`+strconv.Itoa(r.port)+`"`), 1)
+	}
+	return out, nil
+}
+
+// Gateway is a running Traefik with the repository's configuration.
+type Gateway struct {
+	Ports Ports
+	// HTTPURL is http://127.0.0.1:<web>; HTTPSURL https://127.0.0.1:<websecure> (connect with
+	// ServerName "localhost": SNI is strict); InternalURL http://127.0.0.1:<internal>.
+	HTTPURL, HTTPSURL, InternalURL string
+	// Dir is Traefik's working directory: traefik.yml, dynamic/ (a link to the repository's),
+	// plugins-local/, and traefik.out (stdout and stderr: JSON log and JSON access log).
+	Dir string
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	stopOnce sync.Once
+	client   *http.Client
+}
+
+// Start renders static/traefik.yml for free ports and starts Traefik in a temporary working
+// directory whose dynamic/ is the repository's, with env ("KEY=value") added to its
+// environment for the dynamic files' templates. It returns once the routers in wait are
+// enabled; it is stopped (SIGTERM, then Wait) by tb.Cleanup, which prints its output if the
+// test failed.
+func Start(tb testing.TB, env []string, wait ...string) *Gateway {
+	tb.Helper()
+	bin := traefiktest.Binary(tb)
+	root := pluginharness.RepoRoot()
+
+	ports := Ports{Web: traefiktest.FreePort(tb)}
+	for ports.WebSecure == 0 || ports.WebSecure == ports.Web {
+		ports.WebSecure = traefiktest.FreePort(tb)
+	}
+	for ports.Internal == 0 || ports.Internal == ports.Web || ports.Internal == ports.WebSecure {
+		ports.Internal = traefiktest.FreePort(tb)
+	}
+	static, err := os.ReadFile(filepath.Join(root, "static", "traefik.yml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rendered, err := RenderStatic(static, ports)
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	dir := tb.TempDir()
+	plugins := filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(path.Dir(pluginharness.RootModule)))
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Symlink(root, filepath.Join(plugins, path.Base(pluginharness.RootModule))); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "dynamic"), filepath.Join(dir, "dynamic")); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), rendered, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(dir, "traefik.out"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer out.Close()
+
+	g := &Gateway{
+		Ports:       ports,
+		HTTPURL:     "http://127.0.0.1:" + strconv.Itoa(ports.Web),
+		HTTPSURL:    "https://127.0.0.1:" + strconv.Itoa(ports.WebSecure),
+		InternalURL: "http://127.0.0.1:" + strconv.Itoa(ports.Internal),
+		Dir:         dir,
+		exited:      make(chan struct{}),
+		client:      &http.Client{Timeout: 5 * time.Second},
+	}
+	g.cmd = exec.Command(bin, "--configFile="+filepath.Join(dir, "traefik.yml"))
+	g.cmd.Dir = dir
+	g.cmd.Stdout = out
+	g.cmd.Stderr = out
+	for _, kv := range os.Environ() {
+		// TRAEFIK_* would be read as static configuration; PAVILION_* belong to the test.
+		if up := strings.ToUpper(kv); !strings.HasPrefix(up, "TRAEFIK_") && !strings.HasPrefix(up, "PAVILION_") {
+			g.cmd.Env = append(g.cmd.Env, kv)
+		}
+	}
+	g.cmd.Env = append(g.cmd.Env, env...)
+	if err := g.cmd.Start(); err != nil {
+		tb.Fatalf("gatewaytest: starting %s: %v", bin, err)
+	}
+	go func() {
+		g.waitErr = g.cmd.Wait()
+		close(g.exited)
+	}()
+	tb.Cleanup(func() {
+		g.Stop()
+		if tb.Failed() {
+			tb.Logf("traefik output (%s):\n%s", dir, tail(g.Output()))
+		}
+	})
+	g.waitRouters(tb, wait)
+	return g
+}
+
+// waitRouters waits until the API reports every named router enabled.
+func (g *Gateway) waitRouters(tb testing.TB, names []string) {
+	tb.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := g.routersEnabled(names)
+		if err == nil {
+			return
+		}
+		select {
+		case <-g.exited:
+			tb.Fatalf("gatewaytest: traefik exited (%v) before it was ready: %v", g.waitErr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("gatewaytest: traefik not ready after %s: %v", readyTimeout, err)
+		}
+	}
+}
+
+func (g *Gateway) routersEnabled(names []string) error {
+	for _, name := range names {
+		var r struct {
+			Status string   `json:"status"`
+			Error  []string `json:"error"`
+		}
+		if err := g.GetJSON("/api/http/routers/"+name, &r); err != nil {
+			return err
+		}
+		if r.Status != "enabled" {
+			return fmt.Errorf("router %s is %q: %v", name, r.Status, r.Error)
+		}
+	}
+	return nil
+}
+
+// GetJSON decodes GET InternalURL+p into v.
+func (g *Gateway) GetJSON(p string, v any) error {
+	res, err := g.client.Get(g.InternalURL + p)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", p, res.Status, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// Output is what Traefik wrote so far: its JSON log and its JSON access log, interleaved.
+func (g *Gateway) Output() string {
+	b, _ := os.ReadFile(filepath.Join(g.Dir, "traefik.out"))
+	return string(b)
+}
+
+// Stop sends SIGTERM, then SIGKILL after 10 seconds, and waits for the process. Idempotent.
+func (g *Gateway) Stop() {
+	g.stopOnce.Do(func() {
+		defer g.client.CloseIdleConnections()
+		if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			_ = g.cmd.Process.Kill()
+		}
+		select {
+		case <-g.exited:
+		case <-time.After(stopTimeout):
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+		}
+	})
+}
+
+func tail(s string) string {
+	if len(s) <= maxLogShown {
+		return s
+	}
+	return "…(truncated)…\n" + s[len(s)-maxLogShown:]
+}

@@ -102,7 +102,7 @@ func (m *health) round(done chan struct{}) {
 	var wg sync.WaitGroup
 	for i := 0; i < len(m.checks); i++ {
 		wg.Add(1)
-		go m.runCheck(i, results, &wg)
+		go runCheck(m, i, results, &wg)
 	}
 	wg.Wait()
 	a := render(m.checks, results)
@@ -114,9 +114,9 @@ func (m *health) round(done chan struct{}) {
 	close(done)
 }
 
-// runCheck runs check i into results[i] (a method, not a closure: Yaegi shares loop variables
-// between closures).
-func (m *health) runCheck(i int, results []result, wg *sync.WaitGroup) {
+// runCheck runs check i of m into results[i]. It is a plain function with arguments, not a
+// closure: Yaegi shares loop variables between closures.
+func runCheck(m *health, i int, results []result, wg *sync.WaitGroup) {
 	defer wg.Done()
 	results[i] = m.prober.run(&m.checks[i])
 }

@@ -78,6 +78,7 @@ func startStack(t *testing.T) *stack {
 		"PAVILION_RATE_REQUESTS=" + strconv.Itoa(rateRequests),
 		"PAVILION_RATE_WINDOW=60s",
 		"PAVILION_HEALTHCHECK_INTERVAL=" + healthInterval.String(),
+		"PAVILION_HEALTH_CACHE=200ms",
 		"PAVILION_TLS_CERT=" + s.certs.Cert,
 		"PAVILION_TLS_KEY=" + s.certs.Key,
 	}, "api-v1@file", "health@file")
@@ -396,8 +397,13 @@ func TestGateway(t *testing.T) {
 
 	t.Run("health on the public entry point without token", func(t *testing.T) {
 		a := s.do(t, "GET", "/health")
-		if a.status != 200 || string(a.body) != "OK" {
-			t.Fatalf("/health: %d %q", a.status, a.body)
+		if a.status != 200 || a.header.Get("Content-Type") != "application/health+json" || !strings.Contains(string(a.body), `"status":"pass"`) {
+			t.Fatalf("/health: %d %s %q", a.status, a.header.Get("Content-Type"), a.body)
+		}
+		for _, check := range []string{"core-broker-1:responseTime", "core-broker-2:responseTime", "redis:responseTime", "jwks:keys", ":validity"} {
+			if !strings.Contains(string(a.body), check) {
+				t.Fatalf("/health lacks the %s check: %s", check, a.body)
+			}
 		}
 		checkSecurityHeaders(t, "/health", a.header)
 	})
@@ -529,6 +535,18 @@ func TestGateway(t *testing.T) {
 			if inst := echo.Decode(t, a.body).Instance; inst != "core-broker-1" {
 				t.Fatalf("answered by %s", inst)
 			}
+		}
+		// The aggregate health sees the dead broker (cacheFor is short in this test).
+		healthDeadline := time.Now().Add(5 * time.Second)
+		for {
+			a := s.do(t, "GET", "/health")
+			if a.status == 503 && strings.Contains(string(a.body), `"status":"fail"`) {
+				break
+			}
+			if time.Now().After(healthDeadline) {
+				t.Fatalf("/health with a broker down: %d %s", a.status, a.body)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 }

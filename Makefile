@@ -48,3 +48,7 @@ demo: traefik ## run the gateway demo (Ctrl-C stops everything it started)
 
 bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk, loopback)
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
+
+.PHONY: keycloak
+keycloak: ## real Keycloak (dev mode, realm demo/keycloak/pavilion-realm.json) in the foreground; Ctrl-C stops it
+	@bash .ci/keycloak run

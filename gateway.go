@@ -4,6 +4,10 @@
 //
 // Within the suite's interpreter, middlewares with the same key source share one JWKS cache,
 // and those with the same Redis options share one Redis pool.
+//
+// A middleware with the metrics section instead answers every request with the counters of
+// all the suite's middlewares of the interpreter (Prometheus text format): route it on the
+// internal entry point only.
 package gateway
 
 import (
@@ -15,6 +19,7 @@ import (
 
 	"github.com/pavilion-trust/gateway/plugins/confmap"
 	"github.com/pavilion-trust/gateway/plugins/jwtauth"
+	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/ratelimit"
 	"github.com/pavilion-trust/gateway/plugins/requestid"
 )
@@ -28,6 +33,19 @@ type Config struct {
 	JWT map[string]any `json:"jwt,omitempty"`
 	// RateLimit configures the ratelimit step (plugins/ratelimit). Absent: off.
 	RateLimit map[string]any `json:"rateLimit,omitempty"`
+	// Metrics makes this middleware the metrics endpoint: it answers GET and HEAD with the
+	// counters of every suite middleware of the interpreter in the Prometheus text format
+	// (version 0.0.4), and never calls the next handler. Absent: off. It cannot be combined
+	// with the other sections. Options: enabled (default true; give it, as Traefik may drop
+	// an empty section). Route it on the internal entry point only: it tells who is refused
+	// and why.
+	Metrics map[string]any `json:"metrics,omitempty"`
+}
+
+// MetricsConfig is the metrics section.
+type MetricsConfig struct {
+	// Enabled serves the metrics (default true); false makes the section absent.
+	Enabled bool `json:"enabled,omitempty"`
 }
 
 // CreateConfig returns an empty suite: every step off until its section is given.
@@ -38,8 +56,11 @@ func CreateConfig() *Config {
 // New builds the chain requestId → jwt → rateLimit → next from the sections present, and
 // reports every configuration problem at once, each under its section's name.
 func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	if config != nil && config.Metrics != nil {
+		return newMetrics(config, name)
+	}
 	if config == nil || (config.RequestID == nil && config.JWT == nil && config.RateLimit == nil) {
-		return nil, fmt.Errorf("pavilion %q: no section configured (requestId, jwt, rateLimit)", name)
+		return nil, fmt.Errorf("pavilion %q: no section configured (requestId, jwt, rateLimit, metrics)", name)
 	}
 	var errs []error
 	h := next
@@ -81,4 +102,19 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 
 func prefix(section string, err error) error {
 	return fmt.Errorf("%s: %w", section, err)
+}
+
+// newMetrics builds the metrics endpoint of a configuration with the metrics section.
+func newMetrics(config *Config, name string) (http.Handler, error) {
+	if config.RequestID != nil || config.JWT != nil || config.RateLimit != nil {
+		return nil, fmt.Errorf("pavilion %q: metrics: cannot be combined with requestId, jwt or rateLimit (it answers every request itself)", name)
+	}
+	c := &MetricsConfig{Enabled: true}
+	if err := confmap.Decode(config.Metrics, reflect.ValueOf(c)); err != nil {
+		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("metrics", err))
+	}
+	if !c.Enabled {
+		return nil, fmt.Errorf("pavilion %q: metrics: enabled is false and no other section is configured", name)
+	}
+	return metrics.Handler(), nil
 }

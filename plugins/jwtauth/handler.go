@@ -2,9 +2,9 @@ package jwtauth
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -25,6 +25,8 @@ type jwtAuth struct {
 	methods map[string]jwt.SigningMethod // the allow-listed algorithms
 	rej     rejections
 	now     func() time.Time
+	m       counters
+	logTo   io.Writer // os.Stderr
 	// headerNames are the canonical claim header names, aligned with verdict.values.
 	headerNames []string
 }
@@ -43,6 +45,11 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 }
 
 func newHandler(ctx context.Context, next http.Handler, s *settings, name string) *jwtAuth {
+	return newHandlerTo(ctx, next, s, name, os.Stderr)
+}
+
+// newHandlerTo builds the middleware with its operator log written to logTo.
+func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name string, logTo io.Writer) *jwtAuth {
 	a := &jwtAuth{
 		next:    next,
 		name:    name,
@@ -52,11 +59,13 @@ func newHandler(ctx context.Context, next http.Handler, s *settings, name string
 		methods: map[string]jwt.SigningMethod{},
 		rej:     newRejections(s),
 		now:     time.Now,
+		logTo:   logTo,
 	}
+	a.m = newCounters(name, &a.rej)
 	for _, alg := range s.algorithms {
 		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
-	a.keys = acquireKeys(ctx, s, a.log)
+	a.keys = acquireKeys(ctx, s, a.log, name)
 	for _, h := range s.headers {
 		a.headerNames = append(a.headerNames, h.header)
 	}
@@ -87,11 +96,14 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	a.cache.mu.Unlock()
 	if v == nil || v.token != token || v.exp <= a.now().Unix() || v.gen != atomic.LoadInt64(&a.keys.gen) {
 		v = a.verdictFor(req.Context(), token)
+	} else {
+		atomic.AddInt64(a.m.hits, 1)
 	}
 	if v.reject != nil {
-		v.reject.write(rw)
+		a.refuse(rw, req, v.reject)
 		return
 	}
+	atomic.AddInt64(a.m.ok, 1)
 	for i, name := range a.headerNames {
 		if v.values[i] != "" {
 			h[name] = []string{v.values[i]}
@@ -108,14 +120,15 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
 	token, rej := a.extract(req)
 	if rej != nil {
-		rej.write(rw)
+		a.refuse(rw, req, rej)
 		return
 	}
 	if token == "" {
 		if !a.s.optional {
-			a.rej.missing.write(rw)
+			a.refuse(rw, req, a.rej.missing)
 			return
 		}
+		atomic.AddInt64(a.m.anonymous, 1)
 		if !a.s.forwardToken {
 			a.removeToken(req)
 		}
@@ -124,9 +137,10 @@ func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
 	}
 	v := a.verdictFor(req.Context(), token)
 	if v.reject != nil {
-		v.reject.write(rw)
+		a.refuse(rw, req, v.reject)
 		return
 	}
+	atomic.AddInt64(a.m.ok, 1)
 	for i, name := range a.headerNames {
 		if v.values[i] != "" {
 			req.Header[name] = []string{v.values[i]}
@@ -160,8 +174,10 @@ func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
 	now := a.now().Unix()
 	v := a.cache.get(key)
 	if v != nil && v.token == token && now < v.exp && v.gen == a.keys.generation() {
+		atomic.AddInt64(a.m.hits, 1)
 		return v
 	}
+	atomic.AddInt64(a.m.misses, 1)
 	v = a.verify(ctx, token)
 	if v.exp > now && (v.reject == nil || v.reject.status == http.StatusForbidden) {
 		a.cache.put(key, v)
@@ -230,13 +246,7 @@ func removeCookie(h http.Header, name string) {
 	h["Cookie"] = kept
 }
 
-// log writes one JSON line to stderr (the gateway's process log).
+// log writes one JSON line about the JWKS to stderr (the gateway's process log).
 func (a *jwtAuth) log(msg string) {
-	line, _ := json.Marshal(map[string]string{
-		"plugin":     "jwtauth",
-		"middleware": a.name,
-		"msg":        msg,
-		"time":       time.Now().UTC().Format(time.RFC3339Nano),
-	})
-	fmt.Fprintln(os.Stderr, string(line))
+	logJWKS(a.logTo, a.name, msg)
 }

@@ -39,6 +39,7 @@ type jwksCache struct {
 	lastAttempt time.Time // of the last fetch caused by an unknown kid
 	lastErr     error
 	lastOK      time.Time
+	watchers    map[string]*jwksWatch // middleware name → its JWKS series
 }
 
 func newJWKSCache(s *settings, logf func(string)) *jwksCache {
@@ -141,6 +142,7 @@ func (c *jwksCache) fetch(done chan struct{}) {
 	if c.keys != nil {
 		n = len(c.keys.all)
 	}
+	c.recordLocked(err == nil, n)
 	c.mu.Unlock()
 	close(done)
 	if err != nil {

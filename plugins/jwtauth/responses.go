@@ -12,6 +12,7 @@ type rejection struct {
 	reason  string // short machine-readable reason, for logs and metrics
 	wwwAuth []string
 	body    []byte
+	count   *int64 // pavilion_jwt_validations_total{result=reason}, set in New
 }
 
 // rejections holds every answer the plugin can give.
@@ -68,6 +69,13 @@ func newRejections(s *settings) rejections {
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
 		role:           forbidden("forbidden", "the token lacks a required role", ""),
 	}
+}
+
+// all returns every rejection (some reasons are shared by several).
+func (r *rejections) all() []*rejection {
+	return []*rejection{r.missing, r.malformed, r.signature, r.algorithm, r.expired, r.notYetValid,
+		r.issuedInFuture, r.issuer, r.audience, r.unknownKey, r.missingExp, r.invalidClaims,
+		r.controlChars, r.tokenType, r.multipleAuth, r.scope, r.role}
 }
 
 func newRejection(status int, reason, code, description, challenge string) *rejection {

@@ -23,7 +23,7 @@ type sharedKeys struct {
 
 // acquireKeys returns the JWKS cache for s, creating and starting it when needed, and
 // releases it when ctx ends.
-func acquireKeys(ctx context.Context, s *settings, log func(string)) *jwksCache {
+func acquireKeys(ctx context.Context, s *settings, log func(string), name string) *jwksCache {
 	key := s.issuer + "\x00" + s.jwksURL + "\x00" + s.fetchTimeout.String() + "\x00" +
 		s.minRefresh.String() + "\x00" + s.refresh.String()
 	shared.mu.Lock()
@@ -32,16 +32,20 @@ func acquireKeys(ctx context.Context, s *settings, log func(string)) *jwksCache 
 		runCtx, cancel := context.WithCancel(context.Background())
 		e = &sharedKeys{cache: newJWKSCache(s, log), cancel: cancel}
 		shared.entries[key] = e
+		e.cache.watch(name)
 		go e.cache.run(runCtx)
+	} else {
+		e.cache.watch(name)
 	}
 	e.users++
 	shared.mu.Unlock()
-	go release(ctx, key, e)
+	go release(ctx, key, e, name)
 	return e.cache
 }
 
-func release(ctx context.Context, key string, e *sharedKeys) {
+func release(ctx context.Context, key string, e *sharedKeys, name string) {
 	<-ctx.Done()
+	e.cache.unwatch(name)
 	shared.mu.Lock()
 	e.users--
 	if e.users == 0 {

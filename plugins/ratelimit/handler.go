@@ -2,9 +2,9 @@ package ratelimit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
@@ -34,6 +35,7 @@ type rateLimit struct {
 	now       func() time.Time
 	logged    int64     // log lines written, for tests
 	logTo     io.Writer // os.Stderr
+	m         counters
 }
 
 // New validates the configuration and builds the middleware. It does not connect to Redis
@@ -96,6 +98,7 @@ func newHandlerWith(next http.Handler, s *settings, name string, now func() time
 		brk:       newBreaker(now),
 		now:       now,
 		logTo:     os.Stderr,
+		m:         newCounters(name),
 	}
 	if len(s.overrides) > 0 {
 		l.overrides = map[string]*limitSet{}
@@ -144,12 +147,18 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if l.overrides != nil {
 		set = l.overrideFor(vs[0])
 	}
+	start := time.Now().UnixNano()
 	status, err := set.keyed.Status(req.Context(), vs[0])
 	f := strings.Split(status, " ")
 	if err != nil || len(f) != 5 || len(f[1]) != 1 || f[0] != "1" {
-		l.serveOther(rw, req, set, f, err)
+		l.serveOther(rw, req, set, f, err, start)
 		return
 	}
+	// Inlined Histogram.ObserveSince: an interpreted call costs a frame.
+	start = time.Now().UnixNano() - start
+	atomic.AddInt64(&l.m.redisSlots[bits.Len64(uint64(start))], 1)
+	atomic.AddInt64(l.m.redisSum, start)
+	atomic.AddInt64(l.m.allowed, 1)
 	if l.headers {
 		i := int(f[1][0] - '1')
 		if i < 0 || i >= len(set.rlPrefix) {
@@ -167,11 +176,12 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 // serveOther finishes a request of the hot path that did not get an allowed reply: the
 // command was not cached yet, Redis failed, or refused.
-func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string, err error) {
+func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string, err error, start int64) {
 	if err == resp.ErrNotCached {
 		l.serveGeneral(rw, req)
 		return
 	}
+	l.m.redisTime.ObserveSince(start)
 	base, _ := l.client(req)
 	l.serveReply(rw, req, base, set, f, err, false)
 }
@@ -187,7 +197,9 @@ func (l *rateLimit) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		l.serveDegraded(rw, req, base, set)
 		return
 	}
+	start := time.Now().UnixNano()
 	status, err := set.keyed.StatusFor(req.Context(), l.cacheKey(req), base)
+	l.m.redisTime.ObserveSince(start)
 	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, false)
 }
 
@@ -208,12 +220,14 @@ func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base s
 		return
 	}
 	if probe && l.brk.succeed() {
-		l.log("redis answers again: limits are counted in redis")
+		atomic.StoreInt64(l.m.fallback, 0)
+		l.log("redis_recovered", "redis answers again: limits are counted in redis")
 	}
 	if f[0] != "1" {
-		l.serveRefused(rw, set, f)
+		l.serveRefused(rw, req, set, f)
 		return
 	}
+	atomic.AddInt64(l.m.allowed, 1)
 	if l.headers {
 		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
 	}
@@ -258,13 +272,13 @@ func (l *rateLimit) overrideFor(value string) *limitSet {
 }
 
 // serveRefused answers a refusal from Redis (or an invalid reply).
-func (l *rateLimit) serveRefused(rw http.ResponseWriter, set *limitSet, f []string) {
+func (l *rateLimit) serveRefused(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string) {
 	index, _ := strconv.Atoi(f[1])
 	remaining, _ := strconv.ParseInt(f[2], 10, 64)
 	reset, _ := strconv.ParseInt(f[3], 10, 64)
 	retry, _ := strconv.ParseInt(f[4], 10, 64)
 	d := decision{index: index - 1, remaining: remaining, reset: reset, retry: retry}
-	refuse(rw, set, l.headers, d)
+	l.refuse(rw, req, set, d)
 }
 
 // serveDegraded serves a request while Redis is considered down: one request at a time,
@@ -274,7 +288,9 @@ func (l *rateLimit) serveDegraded(rw http.ResponseWriter, req *http.Request, bas
 		l.servePolicy(rw, req, base, set)
 		return
 	}
+	start := time.Now().UnixNano()
 	status, err := set.keyed.StatusFor(req.Context(), "", base)
+	l.m.redisTime.ObserveSince(start)
 	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, true)
 }
 
@@ -291,6 +307,7 @@ func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base
 		l.servePolicy(rw, req, base, set)
 		return
 	}
+	atomic.AddInt64(l.m.redisErrors, 1)
 	if err == resp.ErrPoolTimeout {
 		// Every pooled connection stayed busy for the whole timeout: the gateway is
 		// overloaded, Redis answered. This request gets the policy, but Redis is not marked
@@ -303,7 +320,8 @@ func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base
 		err = fmt.Errorf("unexpected script reply")
 	}
 	if l.brk.fail(probe) {
-		l.log("redis unavailable (" + err.Error() + "): failurePolicy " + l.s.failurePolicy +
+		atomic.StoreInt64(l.m.fallback, 1)
+		l.log("redis_failover", "redis unavailable ("+err.Error()+"): failurePolicy "+l.s.failurePolicy+
 			" until it answers; retrying with one request after 1s, then at doubling intervals up to 30s")
 	}
 	l.servePolicy(rw, req, base, set)
@@ -314,9 +332,10 @@ func (l *rateLimit) servePolicy(rw http.ResponseWriter, req *http.Request, base 
 	if l.local != nil {
 		d := l.local.allow(base, set, l.now())
 		if !d.allowed {
-			refuse(rw, set, l.headers, d)
+			l.refuse(rw, req, set, d)
 			return
 		}
+		atomic.AddInt64(l.m.allowed, 1)
 		if l.headers {
 			set.writeHeaders(rw.Header(), d.index, d.remaining, d.reset)
 		}
@@ -327,17 +346,17 @@ func (l *rateLimit) servePolicy(rw http.ResponseWriter, req *http.Request, base 
 		unavailable(rw)
 		return
 	}
+	atomic.AddInt64(l.m.allowed, 1)
 	l.next.ServeHTTP(rw, req)
 }
 
 // log writes one JSON line to stderr (the gateway's process log). Never pass a client key.
-func (l *rateLimit) log(msg string) {
+func (l *rateLimit) log(event, msg string) {
 	atomic.AddInt64(&l.logged, 1)
-	line, _ := json.Marshal(map[string]string{
+	metrics.Log(l.logTo, map[string]any{
 		"plugin":     "ratelimit",
 		"middleware": l.name,
+		"event":      event,
 		"msg":        msg,
-		"time":       time.Now().UTC().Format(time.RFC3339Nano),
 	})
-	fmt.Fprintln(l.logTo, string(line))
 }

@@ -1,0 +1,156 @@
+package jwtauth
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/metrics"
+)
+
+// Metric names (see plugins/metrics). Every series has the label middleware.
+const (
+	metricValidations = "pavilion_jwt_validations_total"
+	metricCacheHits   = "pavilion_jwt_cache_hits_total"
+	metricCacheMisses = "pavilion_jwt_cache_misses_total"
+	metricJWKSFetches = "pavilion_jwks_fetches_total"
+	metricJWKSKeys    = "pavilion_jwks_keys"
+)
+
+// authLogPerSecond bounds the auth-failure log lines of one middleware per second.
+const authLogPerSecond = 10
+
+// counters are the middleware's series, looked up once in New.
+type counters struct {
+	ok, anonymous *int64
+	hits, misses  *int64
+	authLog       *metrics.Sampler
+}
+
+func newCounters(name string, rej *rejections) counters {
+	c := counters{
+		ok:        validationCounter(name, "ok"),
+		anonymous: validationCounter(name, "anonymous"),
+		hits: metrics.Counter(metricCacheHits, "Requests answered from the verified-token cache.",
+			[]string{"middleware", name}),
+		misses: metrics.Counter(metricCacheMisses, "Tokens verified because the verified-token cache could not answer.",
+			[]string{"middleware", name}),
+		authLog: metrics.NewSampler("jwtauth", name, "auth_failure", authLogPerSecond),
+	}
+	for _, r := range rej.all() {
+		r.count = validationCounter(name, r.reason)
+	}
+	return c
+}
+
+func validationCounter(name, result string) *int64 {
+	return metrics.Counter(metricValidations,
+		"Requests by JWT validation result: ok, anonymous (optional, no token), or the rejection reason.",
+		[]string{"middleware", name, "result", result})
+}
+
+// refuse counts, logs (sampled) and sends a rejection.
+func (a *jwtAuth) refuse(rw http.ResponseWriter, req *http.Request, r *rejection) {
+	if r.count != nil {
+		atomic.AddInt64(r.count, 1)
+	}
+	if a.m.authLog != nil {
+		a.logRefusal(req, r)
+	}
+	r.write(rw)
+}
+
+// logRefusal writes the auth-failure line, unless the middleware is over its lines per second.
+func (a *jwtAuth) logRefusal(req *http.Request, r *rejection) {
+	ok, dropped := a.m.authLog.Allow(time.Now())
+	if !ok {
+		return
+	}
+	fields := map[string]any{
+		"plugin":     "jwtauth",
+		"middleware": a.name,
+		"event":      "auth_failure",
+		"reason":     r.reason,
+		"status":     r.status,
+		"request_id": metrics.RequestID(req),
+		"method":     req.Method,
+		"path":       req.URL.Path,
+	}
+	if dropped > 0 {
+		fields["suppressed"] = dropped
+	}
+	metrics.Log(a.logTo, fields)
+}
+
+// jwksWatch is one middleware's JWKS series; a shared cache updates those of every
+// middleware that uses it.
+type jwksWatch struct {
+	users           int
+	fetchOK, failed *int64
+	keys            *int64
+}
+
+// watch makes the cache count its fetches for middleware name too.
+func (c *jwksCache) watch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = map[string]*jwksWatch{}
+	}
+	w := c.watchers[name]
+	if w == nil {
+		labels := []string{"middleware", name}
+		w = &jwksWatch{
+			fetchOK: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
+				[]string{"middleware", name, "result", "ok"}),
+			failed: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
+				[]string{"middleware", name, "result", "error"}),
+			keys: metrics.Gauge(metricJWKSKeys, "Usable keys in the JWKS key set held.", labels),
+		}
+		c.watchers[name] = w
+	}
+	w.users++
+	n := 0
+	if c.keys != nil {
+		n = len(c.keys.all)
+	}
+	atomic.StoreInt64(w.keys, int64(n))
+}
+
+// unwatch undoes one watch; the last user of a name sets its key gauge to 0.
+func (c *jwksCache) unwatch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watchers[name]
+	if w == nil {
+		return
+	}
+	w.users--
+	if w.users <= 0 {
+		atomic.StoreInt64(w.keys, 0)
+		delete(c.watchers, name)
+	}
+}
+
+// record counts one fetch for every watching middleware; c.mu must be held.
+func (c *jwksCache) recordLocked(ok bool, keys int) {
+	for _, w := range c.watchers {
+		if ok {
+			atomic.AddInt64(w.fetchOK, 1)
+		} else {
+			atomic.AddInt64(w.failed, 1)
+		}
+		atomic.StoreInt64(w.keys, int64(keys))
+	}
+}
+
+// logJWKS writes a JWKS event line.
+func logJWKS(w io.Writer, name, msg string) {
+	metrics.Log(w, map[string]any{
+		"plugin":     "jwtauth",
+		"middleware": name,
+		"event":      "jwks",
+		"msg":        msg,
+	})
+}

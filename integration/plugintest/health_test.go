@@ -665,6 +665,33 @@ func TestHealthThroughTraefik(t *testing.T) {
 		hlCheck(t, 200, d, string(body), 200, "pass", hlAllPass)
 		t.Logf("GET /health -> 200 %s", body)
 	})
+	t.Run("certificate near expiry: 200 warn, renewed: pass", func(t *testing.T) {
+		// The plugin re-reads the file every round: replace it as a renewal would.
+		near, err := os.ReadFile(env.near)
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid, err := os.ReadFile(env.valid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(env.valid, near, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		body := until(t, 200, "warn")
+		t.Logf("GET /health with the certificate near expiry -> 200 %s", body)
+		if err := os.WriteFile(env.valid, valid, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		until(t, 200, "pass")
+	})
+	t.Run("core broker down: 503 fail, back: pass", func(t *testing.T) {
+		env.broker.Stop()
+		body := until(t, 503, "fail")
+		t.Logf("GET /health with the Core Broker down -> 503 %s", body)
+		env.broker.Restart()
+		until(t, 200, "pass")
+	})
 	t.Run("redis killed: 503 fail, restarted: pass", func(t *testing.T) {
 		env.redis.Kill()
 		body := until(t, 503, "fail")

@@ -52,3 +52,7 @@ bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk,
 .PHONY: keycloak
 keycloak: ## real Keycloak (dev mode, realm demo/keycloak/pavilion-realm.json) in the foreground; Ctrl-C stops it
 	@bash .ci/keycloak run
+
+.PHONY: check-config
+check-config: ## static/, dynamic/ and the compose labels through paerser (Traefik's parser); plugin options decoded strictly, then validated by each plugin's New
+	cd integration && $(GO) run ./cmd/checkconfig -root $(CURDIR)

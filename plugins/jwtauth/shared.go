@@ -16,9 +16,11 @@ var shared = struct {
 }{entries: map[string]*sharedKeys{}}
 
 type sharedKeys struct {
-	cache  *jwksCache
-	users  int
-	cancel context.CancelFunc
+	runCtx  context.Context
+	running bool
+	cache   *jwksCache
+	users   int
+	cancel  context.CancelFunc
 }
 
 // acquireKeys returns the JWKS cache for s, creating and starting it when needed, and
@@ -30,12 +32,15 @@ func acquireKeys(ctx context.Context, s *settings, log func(string), name string
 	e := shared.entries[key]
 	if e == nil {
 		runCtx, cancel := context.WithCancel(context.Background())
-		e = &sharedKeys{cache: newJWKSCache(s, log), cancel: cancel}
+		e = &sharedKeys{cache: newJWKSCache(s, log), cancel: cancel, runCtx: runCtx}
 		shared.entries[key] = e
-		e.cache.watch(name)
-		go e.cache.run(runCtx)
-	} else {
-		e.cache.watch(name)
+	}
+	e.cache.watch(name)
+	// The refresher starts with the first live user (a New whose context already ended, as in
+	// a configuration check, fetches nothing).
+	if !e.running && ctx.Err() == nil {
+		e.running = true
+		go e.cache.run(e.runCtx)
 	}
 	e.users++
 	shared.mu.Unlock()

@@ -1,0 +1,209 @@
+package configcheck
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain sends the plugins' operator log to /dev/null: jwtauth.New starts one JWKS
+// discovery even with a cancelled context, and logs its (expected) failure to os.Stderr.
+func TestMain(m *testing.M) {
+	if devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		os.Stderr = devnull
+	}
+	os.Exit(m.Run())
+}
+
+// repoRoot is the repository (integration/configcheck is two levels below it).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// tempCopy copies the configuration the check reads into a temporary tree, applying edits
+// (path relative to the root -> old string -> new string; old must occur exactly once).
+func tempCopy(t *testing.T, edits map[string][][2]string) string {
+	t.Helper()
+	src, dst := repoRoot(t), t.TempDir()
+	files := []string{"static/traefik.yml", "demo/docker-compose.yml"}
+	entries, err := os.ReadDir(filepath.Join(src, "dynamic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		files = append(files, "dynamic/"+e.Name())
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, ed := range edits[f] {
+			if n := strings.Count(s, ed[0]); n != 1 {
+				t.Fatalf("%s: %q occurs %d times, want 1 (the real file changed: adapt the test)", f, ed[0], n)
+			}
+			s = strings.Replace(s, ed[0], ed[1], 1)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f, eds := range edits {
+		if _, err := os.Stat(filepath.Join(src, f)); os.IsNotExist(err) { // a new file
+			if err := os.WriteFile(filepath.Join(dst, f), []byte(eds[0][1]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dst
+}
+
+// wantProblem asserts that the check fails with one problem holding every fragment.
+func wantProblem(t *testing.T, r *Report, fragments ...string) {
+	t.Helper()
+	if len(r.Problems) == 0 {
+		t.Fatalf("the check passed, want a problem with %q; notes:\n%s", fragments, strings.Join(r.Notes, "\n"))
+	}
+	for _, p := range r.Problems {
+		ok := true
+		for _, f := range fragments {
+			if !strings.Contains(p, f) {
+				ok = false
+			}
+		}
+		if ok {
+			t.Logf("reported: %s", p)
+			return
+		}
+	}
+	t.Fatalf("no problem holds all of %q; problems:\n%s", fragments, strings.Join(r.Problems, "\n"))
+}
+
+func TestRealConfig(t *testing.T) {
+	r := Check(Paths{Root: repoRoot(t)})
+	for _, n := range r.Notes {
+		t.Log("note:", n)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("the gateway's configuration fails the check:\n%v", err)
+	}
+	joined := strings.Join(r.Notes, "\n")
+	for _, want := range []string{"local plugins health, jwtauth, pavilion, ratelimit, requestid", "middlewares from labels compared", "pavilion"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("notes lack %q", want)
+		}
+	}
+}
+
+const gatewayYML = "dynamic/gateway.yml"
+const composeYML = "demo/docker-compose.yml"
+
+func TestMisspelledKeyInFile(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{gatewayYML: {
+		{`            issuer: '{{ env "PAVILION_ISSUER_URL" }}'`, `            isuer: '{{ env "PAVILION_ISSUER_URL" }}'`},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, "isuer", "unknown option")
+}
+
+func TestUnknownSuiteSectionInFile(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{gatewayYML: {
+		{"          requestId:\n            header: X-Request-Id", "          requestID:\n            header: X-Request-Id\n          rateLimits:\n            algorithm: gcra"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, "rateLimits", "unknown option")
+}
+
+func TestMisspelledKeyStandalonePlugin(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{"dynamic/extra.yml": {{"", `
+http:
+  middlewares:
+    standalone-auth:
+      plugin:
+        jwtauth:
+          issuer: '{{ env "PAVILION_ISSUER_URL" }}'
+          requiredRole: [broker-user]
+    standalone-limit:
+      plugin:
+        ratelimit:
+          limits: [{requests: 10, window: 1s}]
+          redis: {adress: 127.0.0.1:6379}
+`}}})
+	r := Check(Paths{Root: root})
+	wantProblem(t, r, "dynamic/extra.yml", "standalone-auth", "requiredRole: unknown option")
+	wantProblem(t, r, "dynamic/extra.yml", "standalone-limit", "redis.adress: unknown option")
+}
+
+func TestUnknownLabelKey(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.requiredRoles: broker-user\n",
+			"  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.requiredRoles: broker-user\n  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.audiance: core-broker\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "audiance", "unknown option")
+}
+
+func TestInvalidLeewayInFile(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{gatewayYML: {
+		{"            requiredRoles: [broker-user]\n", "            requiredRoles: [broker-user]\n            leeway: \"30\"\n"},
+	}})
+	// Decoding accepts the string; jwtauth's own validation (New) refuses it.
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, `leeway: invalid duration "30"`)
+}
+
+func TestInvalidLeewayInLabels(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.requiredRoles: broker-user\n",
+			"  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.requiredRoles: broker-user\n  traefik.http.middlewares.pavilion.plugin.pavilion.jwt.leeway: \"30\"\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, `leeway: invalid duration "30"`)
+}
+
+func TestLabelsDifferFromYAML(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"rateLimit.failurePolicy: local", "rateLimit.failurePolicy: open"},
+		{"cors.headers.accessControlMaxAge: \"600\"", "cors.headers.accessControlMaxAge: \"60\""},
+	}})
+	r := Check(Paths{Root: root})
+	wantProblem(t, r, `middleware "pavilion" differs`, `plugin.pavilion.rateLimit.failurePolicy: dynamic/ "local", labels "open"`)
+	wantProblem(t, r, `middleware "cors" differs`, `headers.accessControlMaxAge: dynamic/ "600", labels "60"`)
+}
+
+func TestLabelsOnlyMiddleware(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"  traefik.http.middlewares.compress.compress.encodings: zstd,br,gzip\n",
+			"  traefik.http.middlewares.compress.compress.encodings: zstd,br,gzip\n  traefik.http.middlewares.extra.plugin.requestid.header: X-Correlation-Id\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), `middleware "extra" is defined by the labels but by no file`)
+}
+
+func TestContainersDisagree(t *testing.T) {
+	// One broker container with its own label set: Traefik would drop the conflicting middleware.
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"    command: go run ./demo/corebroker -addr 0.0.0.0:8181 -name core-broker-2\n    labels:\n      <<: *broker-labels\n",
+			"    command: go run ./demo/corebroker -addr 0.0.0.0:8181 -name core-broker-2\n    labels:\n      <<: *broker-labels\n      traefik.http.middlewares.compress.compress.minResponseBodyBytes: \"2048\"\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), "labels of service core-broker-2", `middleware "compress" differs from its definition`)
+}
+
+func TestUnknownEnvironmentVariable(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{gatewayYML: {
+		{"            failurePolicy: local", `            failurePolicy: '{{ env "PAVILION_FAILURE_POLICY" | default "local" }}'`},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, "PAVILION_FAILURE_POLICY", "no placeholder")
+}
+
+func TestLabelsUseAnotherPlugin(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"  traefik.http.middlewares.pavilion.plugin.pavilion.requestId.header: X-Request-Id\n",
+			"  traefik.http.middlewares.pavilion.plugin.pavilion.requestId.header: X-Request-Id\n  traefik.http.middlewares.pavilion.plugin.requestid.header: X-Request-Id\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), `middleware "pavilion" differs`, "plugin: dynamic/ uses pavilion, labels use pavilion,requestid")
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,37 +23,6 @@ const (
 	noAudClient   = "no-audience"
 	noAudSecret   = "no-audience-secret"
 )
-
-// yamlValue renders a plugin option as Traefik's file provider reads it (as in plugintest).
-func yamlValue(b *bytes.Buffer, v any, indent string) {
-	switch x := v.(type) {
-	case string:
-		b.WriteString(" " + strconv.Quote(x) + "\n")
-	case []any:
-		if len(x) == 0 {
-			b.WriteString(" []\n")
-			return
-		}
-		b.WriteString("\n")
-		for _, e := range x {
-			b.WriteString(indent + "-")
-			yamlValue(b, e, indent+"  ")
-		}
-	case map[string]any:
-		b.WriteString("\n")
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b.WriteString(indent + strconv.Quote(k) + ":")
-			yamlValue(b, x[k], indent+"  ")
-		}
-	default:
-		panic(fmt.Sprintf("yamlValue: unsupported %T", v))
-	}
-}
 
 // route is one router /<name>/ with its own jwtauth middleware.
 type route struct {
@@ -84,8 +52,7 @@ func startGateway(t *testing.T, k *keycloak, routes ...route) *gateway {
 		for key, v := range r.config {
 			cfg[key] = v
 		}
-		fmt.Fprintf(&dyn, "    %s-auth:\n      plugin:\n        jwtauth:", r.name)
-		yamlValue(&dyn, cfg, "          ")
+		dyn.WriteString(traefiktest.PluginMiddleware(r.name+"-auth", "jwtauth", cfg))
 	}
 	fmt.Fprintf(&dyn, "  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: %q\n", up.URL)
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,44 +16,9 @@ import (
 
 var jwtPlugins = map[string]string{"jwtauth": jwtImport}
 
-// yamlValue renders a plugin option as Traefik's file provider reads it: scalars as quoted
-// strings, lists and maps as block YAML.
-func yamlValue(b *bytes.Buffer, v any, indent string) {
-	switch x := v.(type) {
-	case string:
-		b.WriteString(" " + strconv.Quote(x) + "\n")
-	case []any:
-		if len(x) == 0 {
-			b.WriteString(" []\n")
-			return
-		}
-		b.WriteString("\n")
-		for _, e := range x {
-			b.WriteString(indent + "-")
-			yamlValue(b, e, indent+"  ")
-		}
-	case map[string]any:
-		b.WriteString("\n")
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b.WriteString(indent + strconv.Quote(k) + ":")
-			yamlValue(b, x[k], indent+"  ")
-		}
-	default:
-		panic(fmt.Sprintf("yamlValue: unsupported %T", v))
-	}
-}
-
-// pluginMiddleware renders one middleware using a local plugin.
+// pluginMiddleware renders one middleware using a local plugin (see traefiktest).
 func pluginMiddleware(name, plugin string, cfg map[string]any) string {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "    %s:\n      plugin:\n        %s:", name, plugin)
-	yamlValue(&b, cfg, "          ")
-	return b.String()
+	return traefiktest.PluginMiddleware(name, plugin, cfg)
 }
 
 // TestJWTAuthThroughTraefik runs the same case table through a real Traefik that loads

@@ -86,19 +86,15 @@ func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (*verifyKey, in
 }
 
 // refreshAndWait starts a fetch unless one is running (or, when limited, one was attempted
-// less than minRefresh ago) and waits for the running fetch, the request's end or the timeout.
+// less than minRefresh ago) and waits for the running fetch. The wait is bounded by the
+// fetch itself (discovery and the JWKS GET each have the fetch timeout). It deliberately uses
+// no select: Yaegi v0.16.1 keeps one set of cases per select statement, shared by the
+// goroutines that run it at the same time, so concurrent requests would wait on each
+// other's channels.
 func (c *jwksCache) refreshAndWait(ctx context.Context, limited bool) {
 	ch := c.start(limited)
-	if ch == nil {
-		return
-	}
-	// Discovery and the JWKS fetch each take up to timeout.
-	t := time.NewTimer(2*c.timeout + 100*time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	case <-t.C:
+	if ch != nil {
+		<-ch
 	}
 }
 
@@ -254,11 +250,7 @@ func (c *jwksCache) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		ch := c.start(false)
 		if ch != nil {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return
-			}
+			<-ch // bounded: each fetch has its own timeout
 		}
 		c.mu.Lock()
 		failed := c.lastErr != nil || c.keys == nil
@@ -267,13 +259,21 @@ func (c *jwksCache) run(ctx context.Context) {
 		if failed && retry < wait {
 			wait = retry
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+		pause(ctx, wait)
+	}
+}
+
+// pause sleeps for d, or until shortly (at most a second) after ctx ends. No select: several
+// refreshers (one per key source) run this at the same time, and Yaegi v0.16.1 shares a
+// select statement's cases between the goroutines that run it (see refreshAndWait).
+func pause(ctx context.Context, d time.Duration) {
+	for d > 0 && ctx.Err() == nil {
+		step := d
+		if step > time.Second {
+			step = time.Second
 		}
+		time.Sleep(step)
+		d = d - step
 	}
 }
 

@@ -124,6 +124,8 @@ func (c *checker) visit(n ast.Node) bool {
 	case *ast.RangeStmt:
 		c.checkRangeInt(n)
 		c.checkRangeChanSlice(n)
+	case *ast.SelectStmt:
+		c.report(n.Pos(), "select", "Yaegi v0.16.1 keeps one set of cases per select statement (interp/run.go _select), shared by every goroutine running it at the same time: concurrent waits get each other's channels; wait on a single channel instead")
 	}
 	return true
 }

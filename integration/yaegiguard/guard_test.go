@@ -114,6 +114,7 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "range over a slice is fine", src: "for i := range []int{1} {\n_ = i\n}"},
 		{desc: "value range over a slice of channels", src: "var s []chan struct{}\nfor _, x := range s {\n_ = x\n}", want: []string{"3 range-chan-slice"}},
 		{desc: "index range over a slice of channels is fine", src: "var s []chan struct{}\nfor i := range s {\n_ = s[i]\n}"},
+		{desc: "select statement", src: "var a, b chan int\nselect {\ncase <-a:\ncase <-b:\n}", want: []string{"3 select"}},
 		{desc: "min builtin", src: "_ = min(1, 2)", want: []string{"2 builtin-minmax"}},
 		{desc: "max builtin", src: "_ = max(1, 2)", want: []string{"2 builtin-minmax"}},
 		{desc: "a local min is fine", src: "min := func(a, b int) int { return a }\n_ = min(1, 2)"},

@@ -36,6 +36,16 @@ type rateLimit struct {
 	logged    int64     // log lines written, for tests
 	logTo     io.Writer // os.Stderr
 	m         counters
+
+	// The hot path's copies (see ServeHTTP): hot is set.keyed when the first source is a
+	// header and there are no overrides, else nil; hdr holds the header values of set by
+	// the reply's limit index digit.
+	hot     *resp.Keyed
+	down    *int32 // &brk.down
+	slots   []int64
+	sum     *int64
+	allowed *int64
+	hdr     []*hdrValues
 }
 
 // New validates the configuration and builds the middleware. It does not connect to Redis
@@ -112,6 +122,14 @@ func newHandlerWith(next http.Handler, s *settings, name string, now func() time
 	if err := l.set.bind(rdb); err != nil {
 		return nil, err
 	}
+	if l.header != "" && l.overrides == nil {
+		l.hot = l.set.keyed
+	}
+	l.down = &l.brk.down
+	l.slots = l.m.redisSlots
+	l.sum = l.m.redisSum
+	l.allowed = l.m.allowed
+	l.hdr = l.set.byDigit()
 	for _, o := range l.overrides {
 		if err := o.bind(rdb); err != nil {
 			return nil, err
@@ -134,42 +152,54 @@ func scriptFor(algorithm string) string {
 }
 
 // ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and
-// temporary of a function on each call, so this function holds only the common case (the
-// first source is a header, present, whose Redis command is cached; Redis up; request
-// allowed); everything else is in other functions.
+// temporary of a function on each call (taken branch or not), so this function holds only
+// the common case (the first source is a header, present, whose Redis command is cached; no
+// overrides; Redis up; request allowed) in as few expressions as possible; everything else
+// is in other functions. Fields used here are copied flat into rateLimit in New (a selector
+// chain costs one value per step).
 func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	vs := req.Header[l.header]
-	if len(vs) == 0 || vs[0] == "" || l.header == "" || atomic.LoadInt32(&l.brk.down) != 0 {
+	if len(vs) == 0 || l.hot == nil || atomic.LoadInt32(l.down) != 0 {
 		l.serveGeneral(rw, req)
 		return
 	}
-	set := l.set
-	if l.overrides != nil {
-		set = l.overrideFor(vs[0])
-	}
-	start := time.Now().UnixNano()
-	status, err := set.keyed.Status(req.Context(), vs[0])
+	start := time.Now()
+	status, err := resp.KeyedStatus(l.hot, req.Context(), vs[0], start)
 	f := strings.Split(status, " ")
-	if err != nil || len(f) != 5 || len(f[1]) != 1 || f[0] != "1" {
-		l.serveOther(rw, req, set, f, err, start)
+	if err != nil || len(f) != 6 || f[0] != "1" || len(f[1]) != 1 {
+		l.serveOther(rw, req, l.set, f, err, start.UnixNano())
 		return
 	}
-	// Inlined Histogram.ObserveSince: an interpreted call costs a frame.
-	start = time.Now().UnixNano() - start
-	atomic.AddInt64(&l.m.redisSlots[bits.Len64(uint64(start))], 1)
-	atomic.AddInt64(l.m.redisSum, start)
+	// Inlined Histogram.Observe: an interpreted call costs a frame.
+	d := time.Since(start)
+	atomic.AddInt64(&l.slots[bits.Len64(uint64(d))], 1)
+	atomic.AddInt64(l.sum, int64(d))
+	atomic.AddInt64(l.allowed, 1)
+	if l.headers {
+		hd := l.hdr[f[1][0]]
+		h := rw.Header()
+		h["X-Ratelimit-Limit"] = hd.limit
+		h["X-Ratelimit-Remaining"] = f[2:3:3]
+		h["X-Ratelimit-Reset"] = f[3:4:4]
+		h["Ratelimit-Policy"] = hd.policy
+		h["Ratelimit"] = f[5:6:6]
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// serveSet is ServeHTTP for a header source with overrides: set is the client's limits.
+func (l *rateLimit) serveSet(rw http.ResponseWriter, req *http.Request, set *limitSet, key string) {
+	start := time.Now()
+	status, err := resp.KeyedStatus(set.keyed, req.Context(), key, start)
+	f := strings.Split(status, " ")
+	if err != nil || len(f) != 6 || len(f[1]) != 1 || f[0] != "1" {
+		l.serveOther(rw, req, set, f, err, start.UnixNano())
+		return
+	}
+	l.m.redisTime.ObserveSince(start.UnixNano())
 	atomic.AddInt64(l.m.allowed, 1)
 	if l.headers {
-		i := int(f[1][0] - '1')
-		if i < 0 || i >= len(set.rlPrefix) {
-			i = 0
-		}
-		h := rw.Header()
-		h["X-Ratelimit-Limit"] = set.limitHdr[i]
-		h["X-Ratelimit-Remaining"] = []string{f[2]}
-		h["X-Ratelimit-Reset"] = []string{f[3]}
-		h["Ratelimit-Policy"] = set.policy
-		h["Ratelimit"] = []string{set.rlPrefix[i] + f[2] + ";t=" + f[3]}
+		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
 	}
 	l.next.ServeHTTP(rw, req)
 }
@@ -178,7 +208,7 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // command was not cached yet, Redis failed, or refused.
 func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string, err error, start int64) {
 	if err == resp.ErrNotCached {
-		l.serveGeneral(rw, req)
+		l.serveClient(rw, req, l.cacheKey(req))
 		return
 	}
 	l.m.redisTime.ObserveSince(start)
@@ -188,6 +218,16 @@ func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *l
 
 // serveGeneral serves any request: every source, the degraded modes.
 func (l *rateLimit) serveGeneral(rw http.ResponseWriter, req *http.Request) {
+	key := l.cacheKey(req)
+	if key != "" && l.overrides != nil && atomic.LoadInt32(&l.brk.down) == 0 {
+		l.serveSet(rw, req, l.overrideFor(key), key)
+		return
+	}
+	l.serveClient(rw, req, key)
+}
+
+// serveClient is serveGeneral without a cached command to try; key is cacheKey's.
+func (l *rateLimit) serveClient(rw http.ResponseWriter, req *http.Request, key string) {
 	base, value := l.client(req)
 	set := l.set
 	if l.overrides != nil {
@@ -198,7 +238,7 @@ func (l *rateLimit) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	start := time.Now().UnixNano()
-	status, err := set.keyed.StatusFor(req.Context(), l.cacheKey(req), base)
+	status, err := set.keyed.StatusFor(req.Context(), key, base)
 	l.m.redisTime.ObserveSince(start)
 	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, false)
 }
@@ -215,7 +255,7 @@ func (l *rateLimit) cacheKey(req *http.Request) string {
 
 // serveReply answers from the fields of the script's reply (or its error).
 func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string, err error, probe bool) {
-	if err != nil || len(f) != 5 || len(f[1]) != 1 {
+	if err != nil || len(f) != 6 || len(f[1]) != 1 {
 		l.serveFailure(rw, req, base, set, err, probe)
 		return
 	}

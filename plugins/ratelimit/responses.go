@@ -17,7 +17,7 @@ type limitSet struct {
 	prepared *resp.Prepared // EVALSHA with args encoded once
 	keyed    *resp.Keyed    // prepared on the handler's client (bind)
 	suffixes []string       // key ends: "}:sw:1s", one per limit
-	args     []string       // the script's ARGV
+	args     []string       // the script's ARGV: two values per limit (the window names follow)
 	// Response header values: RateLimit-Policy (constant per set), X-RateLimit-Limit and the
 	// start of the RateLimit item (`"1s";r=`) per limit.
 	policy   []string
@@ -52,9 +52,34 @@ func newLimitSet(limits []limitSpec, algorithm string, script *resp.Script) *lim
 	}
 	s.policy = []string{strings.Join(policy, ", ")}
 	if script != nil {
-		s.prepared = script.Prepare(len(limits), s.args)
+		// After the script's two values per limit, the window names for its RateLimit item.
+		argv := append([]string{}, s.args...)
+		for _, l := range limits {
+			argv = append(argv, windowName(l.window))
+		}
+		s.prepared = script.Prepare(len(limits), argv)
 	}
 	return s
+}
+
+// hdrValues are the constant header values of one limit of a set.
+type hdrValues struct {
+	limit  []string // X-RateLimit-Limit
+	policy []string // RateLimit-Policy (the set's)
+}
+
+// byDigit returns the header values by the reply's limit index as a byte ('1' is the first
+// limit); any other byte gets the first limit's, as writeHeaderStrings does.
+func (s *limitSet) byDigit() []*hdrValues {
+	t := make([]*hdrValues, 256)
+	for b := 0; b < 256; b++ {
+		i := b - '1'
+		if i < 0 || i >= len(s.rlPrefix) {
+			i = 0
+		}
+		t[b] = &hdrValues{limit: s.limitHdr[i], policy: s.policy}
+	}
+	return t
 }
 
 // bind prepares the set's commands on the client rdb.

@@ -3,10 +3,13 @@ package ratelimit
 // The scripts check and count every limit of a request in one call: KEYS holds one key per
 // limit (all with the same {client} hash tag, so one slot), ARGV two values per limit. A
 // request refused by any limit is counted by none. Time is Redis' own (TIME), never the
-// gateway's. Each answers a status reply "allowed index remaining reset retry" (read with one line read,
-// cheap under Yaegi): allowed (0|1), index of the most restrictive limit (1-based: lowest
-// remaining, then longest reset), its remaining, its seconds until fully reset (ceil), seconds
-// until a retry can pass (ceil, >= 1, 0 when allowed)}, whatever the number of limits.
+// gateway's. Each answers a status reply "allowed index remaining reset retry item" (read with
+// one line read, cheap under Yaegi): allowed (0|1), index of the most restrictive limit
+// (1-based: lowest remaining, then longest reset), its remaining, its seconds until fully reset
+// (ceil), seconds until a retry can pass (ceil, >= 1, 0 when allowed), and the RateLimit header
+// item of that limit (`"1s";r=<remaining>;t=<reset>`, so the hot path writes it without
+// building it), whatever the number of limits. After the two values per limit, ARGV holds the
+// limits' window names (ARGV[2n+i]).
 //
 // redis.replicate_commands() lets Redis < 5 replicate writes made after TIME (a no-op since).
 
@@ -28,7 +31,8 @@ if allowed == 0 then
   retry_s = math.ceil(retry / unit)
   if retry_s < 1 then retry_s = 1 end
 end
-return redis.status_reply(string.format("%d %d %d %d %d", allowed, best, rem[best], reset_s, retry_s))
+return redis.status_reply(string.format('%d %d %d %d %d "%s";r=%d;t=%d', allowed, best, rem[best], reset_s, retry_s,
+  ARGV[2 * n + best], rem[best], reset_s))
 `
 
 // slidingWindowScript: ARGV = requests, window (ms) per limit. Each key is a hash {w: index

@@ -31,12 +31,11 @@ type Client struct {
 	opts      Options
 	dialer    *net.Dialer
 	tlsDialer *tls.Dialer
-	done      chan struct{} // closed by Close, wakes the waiters
 
 	mu      sync.Mutex
-	slots   int             // slots taken: connections in use or being dialed, at most PoolSize
-	idle    []*conn         // open and free, LIFO; they take no slot
-	waiters []chan struct{} // FIFO of callers waiting for a slot
+	slots   int          // slots taken: connections in use or being dialed, at most PoolSize
+	idle    []*conn      // open and free, LIFO; they take no slot
+	waiters []chan error // FIFO of callers waiting for a slot (see wait)
 	closed  bool
 	stats   Stats
 }
@@ -64,7 +63,6 @@ func New(opts Options) (*Client, error) {
 	c := &Client{
 		opts:   o,
 		dialer: &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
-		done:   make(chan struct{}),
 	}
 	if o.TLS {
 		c.tlsDialer = &tls.Dialer{NetDialer: c.dialer, Config: o.TLSConfig}
@@ -176,22 +174,21 @@ func (c *Client) wait(ctx context.Context) (*conn, error) {
 		return nil, ErrClosed
 	}
 	c.stats.Waits++
-	w := make(chan struct{}, 1)
+	// Every way the wait ends is a value on one channel, no select: Yaegi v0.16.1 shares a
+	// select statement's cases between the goroutines running it. nil: a slot was handed
+	// over (releaseLocked); ErrClosed (Close); ErrPoolTimeout; ctx's error. Each is sent at
+	// most once, so a buffer of 4 never blocks a sender.
+	w := make(chan error, 4)
 	c.waiters = append(c.waiters, w)
 	c.mu.Unlock()
 
-	t := time.NewTimer(c.opts.Timeout)
-	var err error
-	select {
-	case <-w:
-	case <-ctx.Done():
-		err = fmt.Errorf("resp: waiting for a free connection: %w", ctx.Err())
-	case <-c.done:
-		err = ErrClosed
-	case <-t.C:
-		err = ErrPoolTimeout
-	}
+	t := time.AfterFunc(c.opts.Timeout, func() { w <- ErrPoolTimeout })
+	stop := context.AfterFunc(ctx, func() {
+		w <- fmt.Errorf("resp: waiting for a free connection: %w", ctx.Err())
+	})
+	err := <-w
 	t.Stop()
+	stop()
 
 	c.mu.Lock()
 	if err == nil && c.closed {
@@ -221,7 +218,7 @@ func (c *Client) wait(ctx context.Context) (*conn, error) {
 }
 
 // removeWaiter takes w out of the queue; false if it is not there (it got a slot).
-func (c *Client) removeWaiter(w chan struct{}) bool {
+func (c *Client) removeWaiter(w chan error) bool {
 	// An index loop: ranging over a slice of channels panics under Yaegi v0.16.1.
 	for i := 0; i < len(c.waiters); i++ {
 		if c.waiters[i] == w {
@@ -281,7 +278,7 @@ func (c *Client) releaseLocked() {
 	w := c.waiters[0]
 	c.waiters[0] = nil
 	c.waiters = c.waiters[1:]
-	w <- struct{}{}
+	w <- nil
 }
 
 // discard closes a connection after err; its slot stays taken.
@@ -318,7 +315,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	close(c.done)
+	// Wake the waiters (they stay queued: see wait). An index loop: ranging over a slice of
+	// channels panics under Yaegi v0.16.1.
+	for i := 0; i < len(c.waiters); i++ {
+		c.waiters[i] <- ErrClosed
+	}
 	idle := c.idle
 	c.idle = nil
 	c.stats.Open -= len(idle)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type Server struct {
 	tb   testing.TB
 	dir  string
 	args []string
+	tls  bool // Port is the TLS port; the plain port is off
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -46,12 +48,32 @@ func Binary() (string, error) {
 // skipped silently (apt-get install redis-server).
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
+	return start(tb, false, args)
+}
+
+// StartTLS is Start with TLS only (Debian's redis-server links OpenSSL): certificates for
+// 127.0.0.1 and redis.test signed by a test CA, whose PEM it returns; clients are not asked
+// for certificates.
+func StartTLS(tb testing.TB, args ...string) (*Server, []byte) {
+	tb.Helper()
+	dir := tb.TempDir()
+	caPEM, err := writeTestPKI(dir)
+	if err != nil {
+		tb.Fatalf("redistest: generating certificates: %v", err)
+	}
+	tlsArgs := []string{"--tls-cert-file", filepath.Join(dir, "server.crt"), "--tls-key-file", filepath.Join(dir, "server.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no"}
+	return start(tb, true, append(tlsArgs, args...)), caPEM
+}
+
+func start(tb testing.TB, tls bool, args []string) *Server {
+	tb.Helper()
 	if _, err := Binary(); err != nil {
 		tb.Fatalf("redistest: redis-server is required and was not found (apt-get install redis-server): %v", err)
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		s := &Server{Port: freePort(tb), tb: tb, dir: tb.TempDir(), args: args}
+		s := &Server{Port: freePort(tb), tb: tb, dir: tb.TempDir(), args: args, tls: tls}
 		if err = s.start(); err == nil {
 			tb.Cleanup(func() {
 				s.Stop()
@@ -135,8 +157,11 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	all := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", s.dir}, s.args...)
+	port := []string{"--port", strconv.Itoa(s.Port)}
+	if s.tls {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
+	}
+	all := append(append(port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir), s.args...)
 	cmd := exec.Command(bin, all...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pavilion-trust/gateway/integration/redistest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ const goRedisImport = "github.com/redis/go-redis/v9"
 // so that the hand-written client is reconsidered.
 func TestGoRedisFailsUnderYaegi(t *testing.T) {
 	goPath, version := moduleGoPath(t, goRedisImport)
-	addr := StartRedis(t).Addr()
+	addr := redistest.Start(t).Addr()
 
 	for _, tt := range []struct {
 		desc      string
@@ -152,7 +153,7 @@ func moduleGoPath(t *testing.T, pkg string) (goPath, version string) {
 // TestSameRepliesAsGoRedis compares, compiled, resp's replies with go-redis' (RESP2) for the
 // same commands: go-redis stays the reference for what a reply means.
 func TestSameRepliesAsGoRedis(t *testing.T) {
-	addr := StartRedis(t).Addr()
+	addr := redistest.Start(t).Addr()
 	ctx := context.Background()
 	// Each client has its own DB, so that non-idempotent commands see the same state.
 	gr := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DB: 1})

@@ -2,6 +2,7 @@ package resptest
 
 import (
 	"fmt"
+	"github.com/pavilion-trust/gateway/integration/redistest"
 	"os"
 	"path"
 	"path/filepath"
@@ -141,8 +142,8 @@ func wantLines(t *testing.T, name string, lines, want []string) {
 // TestScenarioInterpreted runs the main scenario compiled and then under Yaegi, each against
 // a fresh redis-server: the transcripts must be equal, and right.
 func TestScenarioInterpreted(t *testing.T) {
-	addr1 := StartRedis(t).Addr()
-	addr2 := StartRedis(t).Addr()
+	addr1 := redistest.Start(t).Addr()
+	addr2 := redistest.Start(t).Addr()
 	i := interpretedScenario(t)
 	before := runtime.NumGoroutine()
 
@@ -168,8 +169,8 @@ func TestConnectInterpreted(t *testing.T) {
 	authArgs := []string{"--requirepass", "default-pw", "--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all"}
 
 	t.Run("auth", func(t *testing.T) {
-		compiled := scenario.RunAuth(StartRedis(t, authArgs...).Addr(), "alice", "alice-pw")
-		interpreted := callInterpreted(t, i, "scenario.RunAuth", StartRedis(t, authArgs...).Addr(), "alice", "alice-pw")
+		compiled := scenario.RunAuth(redistest.Start(t, authArgs...).Addr(), "alice", "alice-pw")
+		interpreted := callInterpreted(t, i, "scenario.RunAuth", redistest.Start(t, authArgs...).Addr(), "alice", "alice-pw")
 		wantLines(t, "compiled", compiled, []string{
 			"SET authkey ok -> +OK",
 			"AUTH ok, CLIENT INFO db=3: true user=true",
@@ -181,9 +182,9 @@ func TestConnectInterpreted(t *testing.T) {
 	})
 
 	t.Run("tls", func(t *testing.T) {
-		r1, ca1 := StartRedisTLS(t)
+		r1, ca1 := redistest.StartTLS(t)
 		compiled := scenario.RunTLS(r1.Addr(), ca1)
-		r2, ca2 := StartRedisTLS(t)
+		r2, ca2 := redistest.StartTLS(t)
 		interpreted := callInterpreted(t, i, "scenario.RunTLS", r2.Addr(), ca2)
 		wantLines(t, "compiled", compiled, []string{
 			"CA parsed: true",
@@ -195,10 +196,10 @@ func TestConnectInterpreted(t *testing.T) {
 	})
 
 	t.Run("restart", func(t *testing.T) {
-		r1 := StartRedis(t)
-		compiled := scenario.RunRestart(r1.Addr(), r1.Stop, r1.start)
-		r2 := StartRedis(t)
-		interpreted := callInterpreted(t, i, "scenario.RunRestart", r2.Addr(), r2.Stop, r2.start)
+		r1 := redistest.Start(t)
+		compiled := scenario.RunRestart(r1.Addr(), r1.Stop, restarter(r1))
+		r2 := redistest.Start(t)
+		interpreted := callInterpreted(t, i, "scenario.RunRestart", r2.Addr(), r2.Stop, restarter(r2))
 		wantLines(t, "compiled", compiled, []string{
 			"idle before restart: 3",
 			"after restart: retries=1 open=1 idle=1",
@@ -214,7 +215,7 @@ func TestConnectInterpreted(t *testing.T) {
 //
 //	go test -run '^$' -bench EvalSHA ./resptest/
 func BenchmarkEvalSHA(b *testing.B) {
-	addr := StartRedis(b).Addr()
+	addr := redistest.Start(b).Addr()
 	b.Run("compiled", func(b *testing.B) {
 		if err := scenario.Loop(addr, b.N, 8); err != nil {
 			b.Fatal(err)
@@ -279,5 +280,13 @@ func checkTranscript(t *testing.T, name string, lines []string) {
 		if !have[w] {
 			t.Errorf("%s: transcript lacks %q", name, w)
 		}
+	}
+}
+
+// restarter starts a stopped server again on its port, as the restart scenario wants it.
+func restarter(s *redistest.Server) func() error {
+	return func() error {
+		s.Restart()
+		return nil
 	}
 }

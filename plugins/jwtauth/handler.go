@@ -95,7 +95,7 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	v := a.cache.cur[key]
 	a.cache.mu.Unlock()
 	if v == nil || v.token != token || v.exp <= a.now().Unix() || v.gen != atomic.LoadInt64(&a.keys.gen) {
-		v = a.verdictFor(req.Context(), token)
+		v = a.verdictFor(token)
 	} else {
 		atomic.AddInt64(a.m.hits, 1)
 	}
@@ -135,7 +135,7 @@ func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
 		a.next.ServeHTTP(rw, req)
 		return
 	}
-	v := a.verdictFor(req.Context(), token)
+	v := a.verdictFor(token)
 	if v.reject != nil {
 		a.refuse(rw, req, v.reject)
 		return
@@ -163,12 +163,12 @@ func (a *jwtAuth) removeToken(req *http.Request) {
 // verdictFor answers from the cache (either generation) when it can, else verifies the
 // token. A cached verdict is used only for the very same token, before its exp, and against
 // the same key set.
-func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
+func (a *jwtAuth) verdictFor(token string) *verdict {
 	if len(token) > maxTokenBytes {
 		return &verdict{reject: a.rej.malformed}
 	}
 	if a.cache == nil {
-		return a.verify(ctx, token)
+		return a.verify(token)
 	}
 	key := maphash.String(a.seed, token)
 	now := a.now().Unix()
@@ -178,7 +178,7 @@ func (a *jwtAuth) verdictFor(ctx context.Context, token string) *verdict {
 		return v
 	}
 	atomic.AddInt64(a.m.misses, 1)
-	v = a.verify(ctx, token)
+	v = a.verify(token)
 	if v.exp > now && (v.reject == nil || v.reject.status == http.StatusForbidden) {
 		a.cache.put(key, v)
 	}

@@ -35,12 +35,12 @@ func TestVerdictCache(t *testing.T) {
 	a := newTestAuth(t, f, nil)
 	tok := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
 
-	v1 := a.verdictFor(context.Background(), tok)
+	v1 := a.verdictFor(tok)
 	if v1.reject != nil {
 		t.Fatalf("valid token rejected: %s", v1.reject.reason)
 	}
 	fetches := f.fetches.Load()
-	v2 := a.verdictFor(context.Background(), tok)
+	v2 := a.verdictFor(tok)
 	if v1 != v2 {
 		t.Fatal("second use of a token was verified again instead of answered from the cache")
 	}
@@ -51,7 +51,7 @@ func TestVerdictCache(t *testing.T) {
 	t.Run("never used past exp", func(t *testing.T) {
 		a.now = func() time.Time { return time.Now().Add(10 * time.Minute) }
 		defer func() { a.now = time.Now }()
-		v := a.verdictFor(context.Background(), tok)
+		v := a.verdictFor(tok)
 		if v.reject != a.rej.expired {
 			t.Fatalf("token past exp answered %+v, want expired", v.reject)
 		}
@@ -60,8 +60,8 @@ func TestVerdictCache(t *testing.T) {
 	t.Run("re-verified when the key set changes; retired key refused", func(t *testing.T) {
 		k1 := testRSAKey(t, 1)
 		f.set(func(f *fakeIdP) { f.keys = []map[string]any{rsaJWK("k1", &k1.PublicKey)} })
-		a.keys.refreshAndWait(context.Background(), false)
-		v := a.verdictFor(context.Background(), tok)
+		a.keys.refreshAndWait(false)
+		v := a.verdictFor(tok)
 		if v.reject != a.rej.unknownKey {
 			t.Fatalf("token of a retired key answered %+v, want unknown key", v.reject)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,12 +74,12 @@ func (c *jwksCache) generation() int64 {
 
 // lookup finds the key for kid/alg. When none fits, it waits for one JWKS fetch (shared with
 // concurrent callers, at most one per minRefresh) and looks again.
-func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (*verifyKey, int64) {
+func (c *jwksCache) lookup(kid, alg string) (*verifyKey, int64) {
 	ks, gen := c.current()
 	if k := ks.find(kid, alg); k != nil {
 		return k, gen
 	}
-	c.refreshAndWait(ctx, true)
+	c.refreshAndWait(true)
 	ks, gen = c.current()
 	return ks.find(kid, alg), gen
 }
@@ -91,7 +90,7 @@ func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (*verifyKey, in
 // no select: Yaegi v0.16.1 keeps one set of cases per select statement, shared by the
 // goroutines that run it at the same time, so concurrent requests would wait on each
 // other's channels.
-func (c *jwksCache) refreshAndWait(ctx context.Context, limited bool) {
+func (c *jwksCache) refreshAndWait(limited bool) {
 	ch := c.start(limited)
 	if ch != nil {
 		<-ch
@@ -276,6 +275,3 @@ func pause(ctx context.Context, d time.Duration) {
 		d = d - step
 	}
 }
-
-// errNoKeys is reported when a token cannot be matched to any key.
-var errNoKeys = errors.New("no matching key")

@@ -35,14 +35,14 @@ func TestJWKSDiscoveryAndLookup(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			c := testCache(t, f, tc.jwksURL, time.Hour)
-			k, _ := c.lookup(context.Background(), "k0", "RS256")
+			k, _ := c.lookup("k0", "RS256")
 			if k == nil {
 				t.Fatalf("key k0 not found: %v", c.lastErr)
 			}
 			if k.key.(*rsa.PublicKey).N.Cmp(k0.N) != 0 {
 				t.Fatal("wrong key material")
 			}
-			if k2, _ := c.lookup(context.Background(), "k0", "ES256"); k2 != nil {
+			if k2, _ := c.lookup("k0", "ES256"); k2 != nil {
 				t.Fatal("an RSA key must not verify ES256")
 			}
 		})
@@ -54,7 +54,7 @@ func TestJWKSUnknownKidSingleFlightAndRateLimit(t *testing.T) {
 	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
 	f.set(func(f *fakeIdP) { f.delay = 100 * time.Millisecond })
 	c := testCache(t, f, "", time.Hour)
-	if k, _ := c.lookup(context.Background(), "k0", "RS256"); k == nil {
+	if k, _ := c.lookup("k0", "RS256"); k == nil {
 		t.Fatal("k0 not found")
 	}
 	if got := f.fetches.Load(); got != 1 {
@@ -66,7 +66,7 @@ func TestJWKSUnknownKidSingleFlightAndRateLimit(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if k, _ := c.lookup(context.Background(), "random-"+strings.Repeat("x", i), "RS256"); k != nil {
+			if k, _ := c.lookup("random-"+strings.Repeat("x", i), "RS256"); k != nil {
 				t.Error("unknown kid resolved")
 			}
 		}(i)
@@ -87,7 +87,7 @@ func TestJWKSUnknownKidSingleFlightAndRateLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k, _ := c.lookup(context.Background(), "k1", "RS256")
+			k, _ := c.lookup("k1", "RS256")
 			found <- k != nil
 		}()
 	}
@@ -128,16 +128,16 @@ func TestJWKSKeepsLastGoodSet(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
 			c := testCache(t, f, f.issuerURL()+"/certs", 0)
-			if k, _ := c.lookup(context.Background(), "k0", "RS256"); k == nil {
+			if k, _ := c.lookup("k0", "RS256"); k == nil {
 				t.Fatal("k0 not found")
 			}
 			_, gen := c.current()
 			f.set(tc.break_)
-			c.refreshAndWait(context.Background(), false)
+			c.refreshAndWait(false)
 			if c.lastErr == nil {
 				t.Fatal("the broken fetch reported no error")
 			}
-			k, gen2 := c.lookup(context.Background(), "k0", "RS256")
+			k, gen2 := c.lookup("k0", "RS256")
 			if k == nil {
 				t.Fatalf("last good key lost after: %v", c.lastErr)
 			}
@@ -153,7 +153,7 @@ func TestJWKSDiscoveryIssuerMismatch(t *testing.T) {
 	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
 	f.set(func(f *fakeIdP) { f.issuer = "https://evil.example/realms/test" })
 	c := testCache(t, f, "", 0)
-	if k, _ := c.lookup(context.Background(), "k0", "RS256"); k != nil {
+	if k, _ := c.lookup("k0", "RS256"); k != nil {
 		t.Fatal("keys accepted from a discovery document announcing another issuer")
 	}
 	if c.lastErr == nil || !strings.Contains(c.lastErr.Error(), "announces issuer") {

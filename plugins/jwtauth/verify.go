@@ -1,7 +1,6 @@
 package jwtauth
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
@@ -37,7 +36,7 @@ type jwsHeader struct {
 // signing methods), then the claims: exp (required), nbf, iat with leeway, iss, typ, aud,
 // then scopes and roles. Claims are checked here rather than by golang-jwt because its
 // joined validation errors cannot be told apart under Yaegi.
-func (a *jwtAuth) verify(ctx context.Context, token string) *verdict {
+func (a *jwtAuth) verify(token string) *verdict {
 	dot1 := strings.IndexByte(token, '.')
 	if dot1 <= 0 {
 		return &verdict{reject: a.rej.malformed}
@@ -69,7 +68,7 @@ func (a *jwtAuth) verify(ctx context.Context, token string) *verdict {
 	if err != nil || len(sig) == 0 {
 		return &verdict{reject: a.rej.malformed}
 	}
-	key, gen := a.keys.lookup(ctx, hdr.Kid, hdr.Alg)
+	key, gen := a.keys.lookup(hdr.Kid, hdr.Alg)
 	if key == nil {
 		return &verdict{reject: a.rej.unknownKey}
 	}

@@ -1,4 +1,4 @@
-package resptest
+package redistest
 
 import (
 	"crypto/ecdsa"

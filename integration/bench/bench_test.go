@@ -66,22 +66,7 @@ type result struct {
 }
 
 func TestBenchJWT(t *testing.T) {
-	if os.Getenv("PAVILION_BENCH") != "1" {
-		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")
-	}
-	wrk, err := exec.LookPath("wrk")
-	if err != nil {
-		t.Fatal("wrk is not installed (apt-get install wrk)")
-	}
-	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{{ID: "svc", Secret: "s", Audience: []string{"core-broker"},
-		Scopes: []string{"broker:read"}, RealmRoles: []string{"broker-user"}}}, TokenLifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := iss.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Stop()
+	wrk, iss := setup(t)
 	backend := startBackend(t)
 
 	auth := func(name string) string {
@@ -274,4 +259,27 @@ func envDuration(name string, def time.Duration) time.Duration {
 		return v
 	}
 	return def
+}
+
+// setup is what every benchmark starts with: skip unless PAVILION_BENCH=1, wrk's path, and
+// a running development issuer with one service client (tokens valid for an hour).
+func setup(t *testing.T) (string, *issuer.Issuer) {
+	t.Helper()
+	if os.Getenv("PAVILION_BENCH") != "1" {
+		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		t.Fatal("wrk is not installed (apt-get install wrk)")
+	}
+	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{{ID: "svc", Secret: "s", Audience: []string{"core-broker"},
+		Scopes: []string{"broker:read"}, RealmRoles: []string{"broker-user"}}}, TokenLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iss.Stop() })
+	return wrk, iss
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pavilion-trust/gateway/demo/devissuer/issuer"
 	"github.com/pavilion-trust/gateway/integration/redistest"
 	"github.com/pavilion-trust/gateway/integration/traefiktest"
 	"github.com/redis/go-redis/v9"
@@ -56,22 +54,7 @@ var ownCommands = map[string]bool{"info": true, "hello": true, "client|setinfo":
 // token + rateLimit). It reports req/s, p50, p99, the ratios, and Redis commands per request
 // (INFO commandstats before and after each run, divided by the requests wrk completed).
 func TestBenchRateLimit(t *testing.T) {
-	if os.Getenv("PAVILION_BENCH") != "1" {
-		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")
-	}
-	wrk, err := exec.LookPath("wrk")
-	if err != nil {
-		t.Fatal("wrk is not installed (apt-get install wrk)")
-	}
-	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{{ID: "svc", Secret: "s", Audience: []string{"core-broker"},
-		Scopes: []string{"broker:read"}, RealmRoles: []string{"broker-user"}}}, TokenLifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := iss.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Stop()
+	wrk, iss := setup(t)
 	tok, err := iss.Token("svc")
 	if err != nil {
 		t.Fatal(err)

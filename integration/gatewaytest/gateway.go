@@ -6,18 +6,13 @@ package gatewaytest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +29,6 @@ const (
 
 const (
 	readyTimeout = 60 * time.Second
-	stopTimeout  = 10 * time.Second
 	maxLogShown  = 256 << 10
 )
 
@@ -68,11 +62,8 @@ type Gateway struct {
 	// plugins-local/, and traefik.out (stdout and stderr: JSON log and JSON access log).
 	Dir string
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	client   *http.Client
+	proc   *traefiktest.Process
+	client *http.Client
 }
 
 // Start renders static/traefik.yml for free ports and starts Traefik in a temporary working
@@ -115,39 +106,15 @@ func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), rendered, 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	out, err := os.Create(filepath.Join(dir, "traefik.out"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer out.Close()
-
 	g := &Gateway{
 		Ports:       ports,
 		HTTPURL:     "http://127.0.0.1:" + strconv.Itoa(ports.Web),
 		HTTPSURL:    "https://127.0.0.1:" + strconv.Itoa(ports.WebSecure),
 		InternalURL: "http://127.0.0.1:" + strconv.Itoa(ports.Internal),
 		Dir:         dir,
-		exited:      make(chan struct{}),
 		client:      &http.Client{Timeout: 5 * time.Second},
 	}
-	g.cmd = exec.Command(bin, "--configFile="+filepath.Join(dir, "traefik.yml"))
-	g.cmd.Dir = dir
-	g.cmd.Stdout = out
-	g.cmd.Stderr = out
-	for _, kv := range os.Environ() {
-		// TRAEFIK_* would be read as static configuration; PAVILION_* belong to the test.
-		if up := strings.ToUpper(kv); !strings.HasPrefix(up, "TRAEFIK_") && !strings.HasPrefix(up, "PAVILION_") {
-			g.cmd.Env = append(g.cmd.Env, kv)
-		}
-	}
-	g.cmd.Env = append(g.cmd.Env, env...)
-	if err := g.cmd.Start(); err != nil {
-		tb.Fatalf("gatewaytest: starting %s: %v", bin, err)
-	}
-	go func() {
-		g.waitErr = g.cmd.Wait()
-		close(g.exited)
-	}()
+	g.proc = traefiktest.StartProcess(tb, bin, dir, filepath.Join(dir, "traefik.yml"), env)
 	tb.Cleanup(func() {
 		g.Stop()
 		if tb.Failed() {
@@ -168,8 +135,8 @@ func (g *Gateway) waitRouters(tb testing.TB, names []string) {
 			return
 		}
 		select {
-		case <-g.exited:
-			tb.Fatalf("gatewaytest: traefik exited (%v) before it was ready: %v", g.waitErr, err)
+		case <-g.proc.Done():
+			tb.Fatalf("gatewaytest: traefik exited (%v) before it was ready: %v", g.proc.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -219,18 +186,8 @@ func (g *Gateway) Output() string {
 
 // Stop sends SIGTERM, then SIGKILL after 10 seconds, and waits for the process. Idempotent.
 func (g *Gateway) Stop() {
-	g.stopOnce.Do(func() {
-		defer g.client.CloseIdleConnections()
-		if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			_ = g.cmd.Process.Kill()
-		}
-		select {
-		case <-g.exited:
-		case <-time.After(stopTimeout):
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-	})
+	g.proc.Stop()
+	g.client.CloseIdleConnections()
 }
 
 func tail(s string) string {

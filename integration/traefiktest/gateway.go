@@ -3,20 +3,17 @@ package traefiktest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,7 +48,7 @@ type Options struct {
 	// Quiet, for benchmarks, logs only errors and writes no access log (by default the log
 	// level is DEBUG and every request is written to access.log).
 	Quiet bool
-	// Env is added to the process's environment ("KEY=value"). TRAEFIK_* variables of the
+	// Env is added to the process's environment ("KEY=value"). TRAEFIK_* (and PAVILION_*) variables of the
 	// test's environment are not passed on, since Traefik would read them as configuration.
 	Env []string
 }
@@ -66,11 +63,8 @@ type Gateway struct {
 	// access.log, and traefik.out (the process's stdout and stderr).
 	Dir string
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	client   *http.Client
+	proc   *Process
+	client *http.Client
 
 	mu        sync.Mutex
 	logsShown bool
@@ -100,7 +94,6 @@ func Start(tb testing.TB, opts Options) *Gateway {
 		URL:    "http://127.0.0.1:" + strconv.Itoa(webPort),
 		APIURL: "http://127.0.0.1:" + strconv.Itoa(apiPort),
 		Dir:    dir,
-		exited: make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second},
 	}
 
@@ -112,24 +105,7 @@ func Start(tb testing.TB, opts Options) *Gateway {
 	}
 	g.WriteDynamic(tb, opts.Dynamic)
 
-	out, err := os.Create(filepath.Join(dir, "traefik.out"))
-	if err != nil {
-		tb.Fatalf("traefiktest: %v", err)
-	}
-	defer out.Close() // the child has its own copy
-
-	g.cmd = exec.Command(bin, "--configFile="+filepath.Join(dir, "traefik.yml"))
-	g.cmd.Dir = dir
-	g.cmd.Env = environ(opts.Env)
-	g.cmd.Stdout = out
-	g.cmd.Stderr = out
-	if err := g.cmd.Start(); err != nil {
-		tb.Fatalf("traefiktest: starting %s: %v", bin, err)
-	}
-	go func() {
-		g.waitErr = g.cmd.Wait()
-		close(g.exited)
-	}()
+	g.proc = StartProcess(tb, bin, dir, filepath.Join(dir, "traefik.yml"), opts.Env)
 
 	tb.Cleanup(func() {
 		g.Stop()
@@ -209,17 +185,6 @@ func checkStaticExtra(extra string) error {
 		}
 	}
 	return nil
-}
-
-// environ is the test's environment without TRAEFIK_* variables, plus extra.
-func environ(extra []string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(strings.ToUpper(kv), "TRAEFIK_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
 }
 
 // WriteDynamic replaces dynamic.yml, atomically (the file provider watches it and reloads).
@@ -321,8 +286,8 @@ func (g *Gateway) wait(tb testing.TB, names []string, startup bool) {
 		}
 
 		select {
-		case <-g.exited:
-			tb.Fatalf("traefiktest: traefik exited (%v) while waiting: %v\n%s", g.waitErr, last, g.logsOnce())
+		case <-g.proc.Done():
+			tb.Fatalf("traefiktest: traefik exited (%v) while waiting: %v\n%s", g.proc.Err(), last, g.logsOnce())
 		case <-time.After(pollInterval):
 		}
 
@@ -434,30 +399,11 @@ func tail(s string) string {
 // Stop stops Traefik with SIGTERM, and SIGKILL if it has not exited after 10 seconds, and
 // waits for it. It is idempotent, and called by tb.Cleanup.
 func (g *Gateway) Stop() {
-	g.stopOnce.Do(func() {
-		if g.cmd == nil || g.cmd.Process == nil {
-			return
-		}
-		defer g.client.CloseIdleConnections()
-
-		if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			_ = g.cmd.Process.Kill()
-		}
-		select {
-		case <-g.exited:
-		case <-time.After(stopTimeout):
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-	})
+	if g.proc != nil {
+		g.proc.Stop()
+	}
+	g.client.CloseIdleConnections()
 }
 
 // Exited reports whether the Traefik process has ended, and how.
-func (g *Gateway) Exited() (bool, error) {
-	select {
-	case <-g.exited:
-		return true, g.waitErr
-	default:
-		return false, nil
-	}
-}
+func (g *Gateway) Exited() (bool, error) { return g.proc.Exited() }

@@ -584,7 +584,7 @@ func TestHealthConfigErrors(t *testing.T) {
 		{"redis db not a number", map[string]any{"redis": map[string]any{"address": "r:6379", "db": "one"}},
 			[]string{`cannot parse 'Redis.DB' as int`}},
 		{"jwks", map[string]any{"jwks": []any{"kc.example/certs"}}, []string{`jwks[0]: must be an http(s) URL with a host, got "kc.example/certs"`}},
-		{"cacheFor", map[string]any{"jwks": []any{"https://kc/certs"}, "cacheFor": "2h"}, []string{`cacheFor: 2h is out of range [0s, 1h0m0s]`}},
+		{"cacheFor", map[string]any{"jwks": []any{"https://kc/certs"}, "cacheFor": "2h"}, []string{`cacheFor: "2h" is out of range [0s, 1h0m0s]`}},
 		{"several at once", map[string]any{"upstreams": []any{map[string]any{"url": "http://a/"}}, "cacheFor": "x"},
 			[]string{`upstreams[0].name: required`, `cacheFor: invalid duration "x"`}},
 	} {

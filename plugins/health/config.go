@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
@@ -295,18 +296,15 @@ func (r Redis) isSet() bool {
 }
 
 // parseDuration parses the option key; empty means def. Errors are appended to errs.
+// parseDuration is confmap.ParseDuration with a default for an empty value (list items,
+// such as upstreams[i].timeout, get no CreateConfig defaults), and the default on error.
 func parseDuration(errs *[]error, key, value string, def, lo, hi time.Duration) time.Duration {
-	v := strings.TrimSpace(value)
-	if v == "" {
+	if strings.TrimSpace(value) == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		*errs = append(*errs, fmt.Errorf("%s: invalid duration %q (use e.g. \"2s\")", key, value))
-		return def
-	}
-	if d < lo || d > hi {
-		*errs = append(*errs, fmt.Errorf("%s: %s is out of range [%s, %s]", key, v, lo, hi))
+	n := len(*errs)
+	d := confmap.ParseDuration(errs, key, value, "2s", lo, hi)
+	if len(*errs) > n {
 		return def
 	}
 	return d

@@ -30,18 +30,19 @@ func jwtBuilders(t testing.TB) []pluginharness.Builder {
 	return pluginharness.Both(t, jwtImport, jwtauth.CreateConfig, jwtauth.New)
 }
 
-// startIssuer runs the development issuer on a free port with a service client.
-func startIssuer(t *testing.T) *issuer.Issuer {
+// startIssuer runs the development issuer (realm pavilion) on a free port with the given
+// clients; by default one service client "svc" with scopes and realm and client roles.
+func startIssuer(t *testing.T, clients ...issuer.Client) *issuer.Issuer {
 	t.Helper()
-	iss, err := issuer.New(issuer.Config{
-		Realm: "pavilion",
-		Clients: []issuer.Client{{
+	if len(clients) == 0 {
+		clients = []issuer.Client{{
 			ID: "svc", Secret: "s3cret", Audience: []string{"core-broker"},
 			Scopes:      []string{"broker:read", "broker:write"},
 			RealmRoles:  []string{"broker-user"},
 			ClientRoles: map[string][]string{"core-broker": {"reader"}},
-		}},
-	})
+		}}
+	}
+	iss, err := issuer.New(issuer.Config{Realm: "pavilion", Clients: clients})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,18 +22,10 @@ func suiteBuilders(t testing.TB) []pluginharness.Builder {
 // suiteIssuer has two service clients, so that budgets per verified client can be told apart.
 func suiteIssuer(t *testing.T) *issuer.Issuer {
 	t.Helper()
-	iss, err := issuer.New(issuer.Config{Clients: []issuer.Client{
-		{ID: "svc", Secret: "s", Audience: []string{"core-broker"}, RealmRoles: []string{"broker-user"}},
-		{ID: "other", Secret: "s", Audience: []string{"core-broker"}, RealmRoles: []string{"broker-user"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := iss.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { iss.Stop() })
-	return iss
+	return startIssuer(t,
+		issuer.Client{ID: "svc", Secret: "s", Audience: []string{"core-broker"}, RealmRoles: []string{"broker-user"}},
+		issuer.Client{ID: "other", Secret: "s", Audience: []string{"core-broker"}, RealmRoles: []string{"broker-user"}},
+	)
 }
 
 // TestSuite runs the suite, compiled and under Yaegi: requestId, then jwt, then rateLimit in

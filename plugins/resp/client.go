@@ -153,18 +153,24 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 	c.mu.Lock()
 	if c.slots < c.opts.PoolSize && !c.closed {
 		c.slots++
-		n := len(c.idle)
-		if n > 0 {
-			cn := c.idle[n-1]
-			c.idle[n-1] = nil
-			c.idle = c.idle[:n-1]
-			c.mu.Unlock()
-			return cn, nil
-		}
-		c.mu.Unlock()
-		return c.dialSlot(ctx)
+		return c.takeSlot(ctx)
 	}
 	return c.wait(ctx)
+}
+
+// takeSlot, called with c.mu held by a caller that holds a slot, returns the most recently
+// idle connection, or dials one; it unlocks c.mu.
+func (c *Client) takeSlot(ctx context.Context) (*conn, error) {
+	n := len(c.idle)
+	if n > 0 {
+		cn := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return cn, nil
+	}
+	c.mu.Unlock()
+	return c.dialSlot(ctx)
 }
 
 // wait is get when no slot is free; it is called with c.mu held.
@@ -205,16 +211,7 @@ func (c *Client) wait(ctx context.Context) (*conn, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
-	n := len(c.idle)
-	if n > 0 {
-		cn := c.idle[n-1]
-		c.idle[n-1] = nil
-		c.idle = c.idle[:n-1]
-		c.mu.Unlock()
-		return cn, nil
-	}
-	c.mu.Unlock()
-	return c.dialSlot(ctx)
+	return c.takeSlot(ctx)
 }
 
 // removeWaiter takes w out of the queue; false if it is not there (it got a slot).

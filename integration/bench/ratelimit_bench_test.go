@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -51,8 +52,11 @@ var ownCommands = map[string]bool{"info": true, "hello": true, "client|setinfo":
 // TestBenchRateLimit compares, on one Traefik and one Redis in one run, Traefik without
 // middleware, Traefik's native rateLimit middleware on Redis, our ratelimit plugin
 // (sliding-window, limits never reached) and the suite (requestId + jwt with one repeated
-// token + rateLimit). It reports req/s, p50, p99, the ratios, and Redis commands per request
-// (INFO commandstats before and after each run, divided by the requests wrk completed).
+// token + rateLimit), plus two references: an interpreted plugin that only calls next (the
+// floor of any Yaegi middleware, ./noop) and the suite with jwt alone. It reports req/s, p50,
+// p99, the ratios, Redis commands per request (INFO commandstats before and after each run,
+// divided by the requests wrk completed) and CPU time per request of Traefik, redis-server
+// and the whole machine. PAVILION_PROFILE profiles one scenario instead (profile_test.go).
 func TestBenchRateLimit(t *testing.T) {
 	wrk, iss := setup(t)
 	tok, err := iss.Token("svc")
@@ -86,24 +90,29 @@ func TestBenchRateLimit(t *testing.T) {
                 window: 1s
 `, rd.Addr(), connections)
 	dyn := "http:\n  routers:\n" + router("bare", "/bare", "") + router("native", "/native", "native-rl") +
-		router("ours", "/ours", "our-rl") + router("suite", "/suite", "suite") +
+		router("noop", "/noop", "noop") + router("ours", "/ours", "our-rl") + router("suite", "/suite", "suite") + router("sjwt", "/sjwt", "suite-jwt") +
 		"  middlewares:\n" +
+		"    noop:\n      plugin:\n        noop: {}\n" +
 		fmt.Sprintf("    native-rl:\n      rateLimit:\n        average: 1000000\n        burst: 1000000\n        period: 1s\n        redis:\n          endpoints: [%q]\n", rd.Addr()) +
 		"    our-rl:\n      plugin:\n        ratelimit:\n" + strings.ReplaceAll(rateLimit, "            ", "          ") +
 		"    suite:\n      plugin:\n        pavilion:\n" +
 		"          requestId:\n            header: X-Request-Id\n" +
 		fmt.Sprintf("          jwt:\n            issuer: %q\n            audiences: [core-broker]\n            requiredRoles: [broker-user]\n", iss.IssuerURL()) +
 		"          rateLimit:\n" + rateLimit +
+		"    suite-jwt:\n      plugin:\n        pavilion:\n" +
+		fmt.Sprintf("          jwt:\n            issuer: %q\n            audiences: [core-broker]\n            requiredRoles: [broker-user]\n", iss.IssuerURL()) +
 		fmt.Sprintf("  services:\n    backend:\n      loadBalancer:\n        servers:\n          - url: %q\n", backend)
 	gw := traefiktest.Start(t, traefiktest.Options{
 		Dynamic: dyn,
 		Plugins: map[string]string{
 			"ratelimit": "github.com/pavilion-trust/gateway/plugins/ratelimit",
 			"pavilion":  "github.com/pavilion-trust/gateway",
+			"noop":      "github.com/pavilion-trust/gateway/integration/bench/noop",
 		},
 		AbortOnPluginFailure: true,
-		WaitRouters:          []string{"bare@file", "native@file", "ours@file", "suite@file"},
+		WaitRouters:          []string{"bare@file", "native@file", "noop@file", "ours@file", "suite@file", "sjwt@file"},
 		Quiet:                true,
+		Debug:                os.Getenv("PAVILION_PROFILE") != "",
 	})
 
 	type scenario struct {
@@ -115,10 +124,14 @@ func TestBenchRateLimit(t *testing.T) {
 		{"Traefik native rateLimit (Redis, token bucket)", "/native", nil},
 		{"ratelimit plugin (Redis, sliding-window, header client)", "/ours", []string{"X-Auth-Client: bench-client"}},
 		{"suite: requestId + jwt (one repeated token) + rateLimit", "/suite", []string{"Authorization: Bearer " + tok}},
+		{"interpreted no-op plugin (the floor of any Yaegi middleware)", "/noop", nil},
+		{"suite: jwt only (one repeated token)", "/sjwt", []string{"Authorization: Bearer " + tok}},
 	}
 	type measured struct {
 		result
 		cmds map[string]int64 // Redis calls during the run, by command
+		// CPU time per request completed: Traefik, redis-server, the whole machine.
+		traefikCPU, redisCPU, machineCPU time.Duration
 	}
 	run := func(s scenario, d time.Duration) measured {
 		args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(connections), "-d", d.String(), "--latency"}
@@ -126,15 +139,21 @@ func TestBenchRateLimit(t *testing.T) {
 			args = append(args, "-H", h)
 		}
 		before := commandStats(t, rdb)
+		tc, rc, mc := processCPU(t, gw.Pid()), redisCPU(t, rdb), machineCPU(t)
 		out, err := exec.Command(wrk, append(args, gw.URL+s.path)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("wrk %s: %v\n%s", s.name, err, out)
 		}
+		tc, rc, mc = processCPU(t, gw.Pid())-tc, redisCPU(t, rdb)-rc, machineCPU(t)-mc
 		after := commandStats(t, rdb)
 		if strings.Contains(string(out), "Non-2xx") {
 			t.Fatalf("%s: wrk saw non-2xx answers:\n%s", s.name, out)
 		}
 		m := measured{result: parseWrk(t, s.name, string(out)), cmds: map[string]int64{}}
+		if m.total > 0 {
+			n := time.Duration(m.total)
+			m.traefikCPU, m.redisCPU, m.machineCPU = tc/n, rc/n, mc/n
+		}
 		for name, n := range after {
 			if delta := n - before[name]; delta > 0 && !ownCommands[name] {
 				m.cmds[name] = delta
@@ -149,6 +168,11 @@ func TestBenchRateLimit(t *testing.T) {
 		run(s, 2*time.Second)
 	}
 
+	if p := os.Getenv("PAVILION_PROFILE"); p != "" {
+		profile(t, gw, p, func() float64 { return run(scenarios[profiled(t, p, len(scenarios))], 12*time.Second).reqs })
+		return
+	}
+
 	// Rounds interleave the scenarios so that drift on the shared machine hits them alike;
 	// each scenario reports its median round. Redis commands are summed over all rounds.
 	runs := make([][]measured, len(scenarios))
@@ -158,6 +182,7 @@ func TestBenchRateLimit(t *testing.T) {
 		}
 	}
 	results := make([]result, len(scenarios))
+	median := make([]measured, len(scenarios))
 	perReq := make([]float64, len(scenarios))
 	evalsPerReq := make([]float64, len(scenarios)) // EVAL/EVALSHA: one round trip each
 	breakdown := make([]string, len(scenarios))
@@ -192,7 +217,8 @@ func TestBenchRateLimit(t *testing.T) {
 			breakdown[i] = "none"
 		}
 		sort.Slice(runs[i], func(a, b int) bool { return runs[i][a].reqs < runs[i][b].reqs })
-		results[i] = runs[i][len(runs[i])/2].result
+		median[i] = runs[i][len(runs[i])/2]
+		results[i] = median[i].result
 	}
 
 	bare := results[0].reqs
@@ -200,13 +226,14 @@ func TestBenchRateLimit(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nrate limiting on Redis %s: wrk -t%d -c%d, %d rounds of %s per scenario (median round shown), loopback, %d cores shared by wrk, Traefik, Redis, backend and issuer; %s\n\n",
 		redisVersion(t, rdb), threads, connections, rounds, duration, numCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| scenario | req/s | p50 | p99 | vs no middleware | vs native rateLimit | Redis cmds/req | of which EVAL(SHA) |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | req/s | p50 | p99 | vs no middleware | vs native rateLimit | Redis cmds/req | of which EVAL(SHA) | CPU µs/req: Traefik | Redis | machine |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, r := range results {
 		vsNative := ""
 		if i > 0 {
 			vsNative = fmt.Sprintf("%.2f×", r.reqs/native)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f%% | %s | %.2f | %.2f |\n", r.name, r.reqs, r.p50, r.p99, 100*r.reqs/bare, vsNative, perReq[i], evalsPerReq[i])
+		c := median[i]
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f%% | %s | %.2f | %.2f | %.0f | %.0f | %.0f |\n", r.name, r.reqs, r.p50, r.p99, 100*r.reqs/bare, vsNative, perReq[i], evalsPerReq[i], us(c.traefikCPU), us(c.redisCPU), us(c.machineCPU))
 	}
 	b.WriteString("\nRedis commands per request, by command (commands run inside scripts count too):\n")
 	for i, s := range scenarios {

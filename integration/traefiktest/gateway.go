@@ -48,6 +48,9 @@ type Options struct {
 	// Quiet, for benchmarks, logs only errors and writes no access log (by default the log
 	// level is DEBUG and every request is written to access.log).
 	Quiet bool
+	// Debug sets api.debug: Go's /debug/pprof/ handlers on the API entry point (APIURL),
+	// for profiling Traefik under load.
+	Debug bool
 	// Env is added to the process's environment ("KEY=value"). TRAEFIK_* (and PAVILION_*) variables of the
 	// test's environment are not passed on, since Traefik would read them as configuration.
 	Env []string
@@ -135,7 +138,7 @@ func (g *Gateway) staticConfig(webPort, apiPort int, opts Options) string {
 	fmt.Fprintf(&b, "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n")
 	fmt.Fprintf(&b, "entryPoints:\n  web:\n    address: %s\n  traefik:\n    address: %s\n",
 		q("127.0.0.1:"+strconv.Itoa(webPort)), q("127.0.0.1:"+strconv.Itoa(apiPort)))
-	fmt.Fprintf(&b, "api:\n  insecure: true\nping: {}\n")
+	fmt.Fprintf(&b, "api:\n  insecure: true\n  debug: %t\nping: {}\n", opts.Debug)
 	level := "DEBUG"
 	if opts.Quiet {
 		level = "ERROR"
@@ -407,3 +410,6 @@ func (g *Gateway) Stop() {
 
 // Exited reports whether the Traefik process has ended, and how.
 func (g *Gateway) Exited() (bool, error) { return g.proc.Exited() }
+
+// Pid is the Traefik process' id.
+func (g *Gateway) Pid() int { return g.proc.Pid() }

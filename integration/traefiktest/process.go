@@ -89,3 +89,6 @@ func environ(extra []string) []string {
 	}
 	return append(env, extra...)
 }
+
+// Pid is the process id (for reading its CPU time from /proc in benchmarks).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

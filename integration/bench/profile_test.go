@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pavilion-trust/gateway/integration/traefiktest"
+)
+
+// PAVILION_PROFILE=<n>:<file> makes a benchmark profile Traefik instead of measuring: it
+// loads scenario n (0-based, in the order of the table) with wrk and writes an 8-second CPU
+// profile of the Traefik process to file (read it with `go tool pprof -top <file>`).
+func profiled(t *testing.T, spec string, n int) int {
+	i, err := strconv.Atoi(strings.SplitN(spec, ":", 2)[0])
+	if err != nil || i < 0 || i >= n {
+		t.Fatalf("PAVILION_PROFILE=%q: want <scenario 0..%d>:<file>", spec, n-1)
+	}
+	return i
+}
+
+func profile(t *testing.T, gw *traefiktest.Gateway, spec string, load func() float64) {
+	_, file, ok := strings.Cut(spec, ":")
+	if !ok || file == "" {
+		t.Fatalf("PAVILION_PROFILE=%q: want <scenario>:<file>", spec)
+	}
+	done := make(chan float64, 1)
+	go func() { done <- load() }()
+	time.Sleep(2 * time.Second)
+	resp, err := http.Get(gw.APIURL + "/debug/pprof/profile?seconds=8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("profile: %v %d", err, resp.StatusCode)
+	}
+	abs, _ := filepath.Abs(file)
+	if err := os.WriteFile(abs, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reqs := <-done
+	fmt.Printf("CPU profile of Traefik written to %s (wrk: %.0f req/s over the whole run)\n", abs, reqs)
+}

@@ -27,8 +27,6 @@ type jwtAuth struct {
 	now     func() time.Time
 	m       counters
 	logTo   io.Writer // os.Stderr
-	// headerNames are the canonical claim header names, aligned with verdict.values.
-	headerNames []string
 }
 
 // New validates the configuration and builds the middleware. The JWKS is fetched in the
@@ -66,9 +64,6 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
 	a.keys = acquireKeys(ctx, s, a.log, name)
-	for _, h := range s.headers {
-		a.headerNames = append(a.headerNames, h.header)
-	}
 	return a
 }
 
@@ -104,10 +99,8 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	atomic.AddInt64(a.m.ok, 1)
-	for i, name := range a.headerNames {
-		if v.values[i] != "" {
-			h[name] = []string{v.values[i]}
-		}
+	for i, name := range v.names {
+		h[name] = v.vals[i]
 	}
 	if !a.s.forwardToken {
 		a.removeToken(req)
@@ -141,10 +134,8 @@ func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	atomic.AddInt64(a.m.ok, 1)
-	for i, name := range a.headerNames {
-		if v.values[i] != "" {
-			req.Header[name] = []string{v.values[i]}
-		}
+	for i, name := range v.names {
+		req.Header[name] = v.vals[i]
 	}
 	if !a.s.forwardToken {
 		a.removeToken(req)

@@ -172,3 +172,46 @@ func TestSharedKeyCache(t *testing.T) {
 		t.Fatalf("users of the shared cache = %d after both left, want 0 (entry dropped)", n)
 	}
 }
+
+// TestClaimHeadersShared: the claim header values of a cached verdict are set as they are on
+// every request with the token; what a later handler does to a request's headers (append,
+// replace) never reaches the next request.
+func TestClaimHeadersShared(t *testing.T) {
+	k0 := testRSAKey(t, 0)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, nil)
+	var seen [][]string
+	a.next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header["X-Auth-Client"])
+		r.Header.Add("X-Auth-Client", "appended")
+		r.Header["X-Auth-Subject"] = append(r.Header["X-Auth-Subject"], "appended")
+		r.Header.Set("X-Auth-Scopes", "replaced")
+	})
+	tok := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
+	for i := 0; i < 3; i++ {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, w.Code)
+		}
+		if got := r.Header["X-Auth-Subject"]; len(got) != 2 || got[0] != "user-1" {
+			t.Fatalf("request %d: X-Auth-Subject after next %q", i, got)
+		}
+	}
+	for i, v := range seen {
+		if len(v) != 1 || v[0] != "svc" {
+			t.Fatalf("request %d: next saw X-Auth-Client %q, want [svc]", i, v)
+		}
+	}
+	v := a.verdictFor(tok)
+	for i, name := range v.names {
+		if len(v.vals[i]) != 1 || cap(v.vals[i]) != 1 {
+			t.Fatalf("cached %s = %q (cap %d): want one value, capacity 1", name, v.vals[i], cap(v.vals[i]))
+		}
+	}
+	if got := v.vals[0][0]; got == "appended" || got == "replaced" {
+		t.Fatalf("cached value changed: %q", got)
+	}
+}

@@ -20,9 +20,13 @@ var b64url = base64.RawURLEncoding.Strict()
 type verdict struct {
 	token  string // the token itself: a cache hit must match it exactly, not only its hash
 	reject *rejection
-	values []string // aligned with settings.headers; "" = claim absent, no header
-	exp    int64    // unix seconds
-	gen    int64    // key set generation the signature was checked against
+	// names and vals are the upstream headers of the claims present: canonical names and
+	// one-element values, built once per verified token and set as they are on every request
+	// that carries it (net/http and Traefik replace header values, never write into them).
+	names []string
+	vals  [][]string
+	exp   int64 // unix seconds
+	gen   int64 // key set generation the signature was checked against
 }
 
 // jwsHeader is the protected header of a JWS (RFC 7515) as far as verification needs it.
@@ -88,13 +92,15 @@ func (a *jwtAuth) verify(token string) *verdict {
 	}
 	exp, _ := claims["exp"].(float64)
 	v := &verdict{token: token, exp: int64(exp), gen: gen}
-	v.values = make([]string, len(a.s.headers))
-	for i, h := range a.s.headers {
+	for _, h := range a.s.headers {
 		val := claimString(claims, h.path)
 		if confmap.HasControl(val) {
 			return &verdict{reject: a.rej.controlChars}
 		}
-		v.values[i] = val
+		if val != "" {
+			v.names = append(v.names, h.header)
+			v.vals = append(v.vals, []string{val})
+		}
 	}
 	if !hasScopes(claims["scope"], a.s.scopes) {
 		v.reject = a.rej.scope

@@ -8,9 +8,10 @@ import (
 
 // Helpers shared by the plugins' configuration validation.
 
-// tokenChars are the RFC 9110 tchar bytes, as a table (Yaegi mishandles multi-expression
-// cases, and a table is faster interpreted anyway).
-var tokenChars = func() [256]bool {
+// Alnum returns the table of the ASCII letters and digits plus the bytes of extra, for byte
+// checks by table lookup (Yaegi mishandles multi-expression cases, and a table is faster
+// interpreted anyway).
+func Alnum(extra string) [256]bool {
 	var t [256]bool
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
@@ -21,23 +22,28 @@ var tokenChars = func() [256]bool {
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
-// IsToken reports whether s is a non-empty RFC 9110 token (a valid header or cookie name).
-func IsToken(s string) bool {
-	if s == "" {
-		return false
-	}
+// AllIn reports whether every byte of s is in table (true for "").
+func AllIn(table [256]bool, s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
+		if !table[s[i]] {
 			return false
 		}
 	}
 	return true
+}
+
+// tokenChars are the RFC 9110 tchar bytes.
+var tokenChars = Alnum("!#$%&'*+-.^_`|~")
+
+// IsToken reports whether s is a non-empty RFC 9110 token (a valid header or cookie name).
+func IsToken(s string) bool {
+	return s != "" && AllIn(tokenChars, s)
 }
 
 // HasControl reports whether s holds a control character (CR, LF, NUL, DEL…).

@@ -147,6 +147,16 @@ func (c *Config) compile() (*settings, error) {
 	}
 	s := &settings{}
 	keys := map[string]string{} // check key -> option that defined it
+	// add registers chk, defined by option opt, unless its key is taken (then the error is
+	// reported under field, with hint appended).
+	add := func(opt, field, hint string, chk check) {
+		if prev := keys[chk.key]; prev != "" {
+			bad(field, fmt.Sprintf("check %q is already defined by %s%s", chk.key, prev, hint))
+			return
+		}
+		keys[chk.key] = opt
+		s.checks = append(s.checks, chk)
+	}
 
 	for i, cert := range c.Certificates {
 		opt := fmt.Sprintf("certificates[%d]", i)
@@ -166,13 +176,7 @@ func (c *Config) compile() (*settings, error) {
 			bad(opt+".name", msg)
 			continue
 		}
-		key := name + ":validity"
-		if prev := keys[key]; prev != "" {
-			bad(opt+".name", fmt.Sprintf("check %q is already defined by %s (set a distinct name)", key, prev))
-			continue
-		}
-		keys[key] = opt
-		s.checks = append(s.checks, check{kind: kindCertificate, key: key, path: p, minValidity: minValidity})
+		add(opt, opt+".name", " (set a distinct name)", check{kind: kindCertificate, key: name + ":validity", path: p, minValidity: minValidity})
 	}
 
 	for i, up := range c.Upstreams {
@@ -199,23 +203,12 @@ func (c *Config) compile() (*settings, error) {
 		if !nameOK || !urlOK {
 			continue
 		}
-		key := name + ":responseTime"
-		if prev := keys[key]; prev != "" {
-			bad(opt+".name", fmt.Sprintf("check %q is already defined by %s", key, prev))
-			continue
-		}
-		keys[key] = opt
-		s.checks = append(s.checks, check{kind: kindUpstream, key: key, url: u, timeout: timeout})
+		add(opt, opt+".name", "", check{kind: kindUpstream, key: name + ":responseTime", url: u, timeout: timeout})
 	}
 
 	if c.Redis.isSet() {
 		if chk, ok := c.Redis.compile(&errs); ok {
-			if prev := keys[chk.key]; prev != "" {
-				bad("redis", fmt.Sprintf("check %q is already defined by %s", chk.key, prev))
-			} else {
-				keys[chk.key] = "redis"
-				s.checks = append(s.checks, chk)
-			}
+			add("redis", "redis", "", chk)
 		}
 	}
 
@@ -311,32 +304,15 @@ func parseDuration(errs *[]error, key, value string, def, lo, hi time.Duration) 
 }
 
 // nameChars are the bytes allowed in a component name.
-var nameChars = func() [256]bool {
-	var t [256]bool
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	t['.'] = true
-	t['_'] = true
-	t['-'] = true
-	return t
-}()
+var nameChars = confmap.Alnum("._-")
 
 // checkName returns why name is not a valid component name, or "".
 func checkName(name string) string {
 	if name == "" || len(name) > maxNameLen {
 		return fmt.Sprintf("must be 1 to %d characters, got %q", maxNameLen, name)
 	}
-	for i := 0; i < len(name); i++ {
-		if !nameChars[name[i]] {
-			return fmt.Sprintf("%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", name)
-		}
+	if !confmap.AllIn(nameChars, name) {
+		return fmt.Sprintf("%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", name)
 	}
 	return ""
 }

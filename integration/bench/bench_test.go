@@ -166,11 +166,7 @@ func TestBenchJWT(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f%% |\n", r.name, r.reqs, r.p50, r.p99, 100*r.reqs/bare)
 	}
 	for i, s := range scenarios {
-		var all []string
-		for _, r := range runs[i] {
-			all = append(all, fmt.Sprintf("%.0f", r.reqs))
-		}
-		fmt.Fprintf(&b, "\n%s: req/s per round (sorted) %s", s.name, strings.Join(all, ", "))
+		b.WriteString(roundsLine(s.name, runs[i]))
 	}
 	fmt.Println(b.String())
 }
@@ -282,4 +278,16 @@ func setup(t *testing.T) (string, *issuer.Issuer) {
 	}
 	t.Cleanup(func() { iss.Stop() })
 	return wrk, iss
+}
+
+// rate is the req/s of a run (measured embeds result, so both have it).
+func (r result) rate() float64 { return r.reqs }
+
+// roundsLine is "\n<name>: req/s per round (sorted) a, b, c" for one scenario's rounds.
+func roundsLine[R interface{ rate() float64 }](name string, rounds []R) string {
+	all := make([]string, len(rounds))
+	for i, r := range rounds {
+		all[i] = fmt.Sprintf("%.0f", r.rate())
+	}
+	return fmt.Sprintf("\n%s: req/s per round (sorted) %s", name, strings.Join(all, ", "))
 }

@@ -244,11 +244,7 @@ func TestBenchRateLimit(t *testing.T) {
 	fmt.Fprintf(&b, "\ntargets: ratelimit alone ≥ 1.00× native rateLimit: %.2f× (%s); suite ≥ 45%% of no middleware: %.0f%% (%s)\n",
 		ours, met(ours >= 1.0), 100*suite, met(suite >= 0.45))
 	for i, s := range scenarios {
-		var all []string
-		for _, r := range runs[i] {
-			all = append(all, fmt.Sprintf("%.0f", r.reqs))
-		}
-		fmt.Fprintf(&b, "\n%s: req/s per round (sorted) %s", s.name, strings.Join(all, ", "))
+		b.WriteString(roundsLine(s.name, runs[i]))
 	}
 	fmt.Println(b.String())
 }

@@ -228,25 +228,9 @@ func TestRateLimitTraefikSharedRedis(t *testing.T) {
 				}
 			}
 			const total = 40
-			codes := make([]int, total)
-			errs := make([]error, total)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := 0; i < total; i++ {
-				wg.Add(1)
-				go func(i int) {
-					defer wg.Done()
-					<-start
-					a, err := rlTry(gws[i%2].URL+"/"+alg+"/api/v1/things", "X-Auth-Client", "burst")
-					if err != nil {
-						errs[i] = err
-						return
-					}
-					codes[i] = a.code()
-				}(i)
-			}
-			close(start)
-			wg.Wait()
+			codes, errs := rlBurst(total, func(i int) (rlAnswer, error) {
+				return rlTry(gws[i%2].URL+"/"+alg+"/api/v1/things", "X-Auth-Client", "burst")
+			})
 			count := map[int]int{}
 			perInstance := [2]int{}
 			for i, c := range codes {
@@ -539,25 +523,9 @@ func TestRateLimitTraefikPoolExhausted(t *testing.T) {
 
 	client := &http.Client{Timeout: 3 * time.Second} // a hang fails fast
 	const total = 60
-	codes := make([]int, total)
-	errs := make([]error, total)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < total; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			a, err := rlTryWith(client, gw.URL+"/api/x", "X-Auth-Client", "c"+strconv.Itoa(i%5))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			codes[i] = a.code()
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	codes, errs := rlBurst(total, func(i int) (rlAnswer, error) {
+		return rlTryWith(client, gw.URL+"/api/x", "X-Auth-Client", "c"+strconv.Itoa(i%5))
+	})
 	count := map[int]int{}
 	hung := 0
 	for i, c := range codes {
@@ -577,4 +545,29 @@ func TestRateLimitTraefikPoolExhausted(t *testing.T) {
 	if strings.Contains(gw.Logs(), "panic") {
 		t.Errorf("the plugin panicked in Traefik (see the log)")
 	}
+}
+
+// rlBurst sends total requests at once (send(i) for each i, all released together) and
+// returns each one's status code, or its error.
+func rlBurst(total int, send func(i int) (rlAnswer, error)) ([]int, []error) {
+	codes := make([]int, total)
+	errs := make([]error, total)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < total; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			a, err := send(i)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			codes[i] = a.code()
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	return codes, errs
 }

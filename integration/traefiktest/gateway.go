@@ -239,30 +239,40 @@ func (g *Gateway) routers() ([]Router, error) {
 }
 
 func (g *Gateway) getJSON(p string, v any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.APIURL+p, nil)
+	body, err := g.get(p, 5*time.Second, 16<<20)
 	if err != nil {
 		return err
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", p, resp.Status, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("GET %s: %w", p, err)
 	}
 	return nil
+}
+
+// get GETs p on the API entry point within timeout and returns the body (at most limit
+// bytes) of a 200 answer.
+func (g *Gateway) get(p string, timeout time.Duration, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.APIURL+p, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", p, resp.Status, body)
+	}
+	return body, nil
 }
 
 // WaitRouters waits, up to 30 seconds, until the API lists every named router. The test fails
@@ -337,23 +347,8 @@ func (g *Gateway) check(names []string, startup bool) error {
 }
 
 func (g *Gateway) ping() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.APIURL+"/ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ping: %s", resp.Status)
-	}
-	return nil
+	_, err := g.get("/ping", 2*time.Second, 1024)
+	return err
 }
 
 // Logs returns the content of Traefik's log file (JSON lines).

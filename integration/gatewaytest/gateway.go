@@ -5,9 +5,7 @@ package gatewaytest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path"
@@ -163,19 +161,7 @@ func (g *Gateway) routersEnabled(names []string) error {
 
 // GetJSON decodes GET InternalURL+p into v.
 func (g *Gateway) GetJSON(p string, v any) error {
-	res, err := g.client.Get(g.InternalURL + p)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", p, res.Status, body)
-	}
-	return json.Unmarshal(body, v)
+	return traefiktest.GetJSON(g.client, g.InternalURL+p, v)
 }
 
 // Output is what Traefik wrote so far: its JSON log and its JSON access log, interleaved.

@@ -239,27 +239,32 @@ func (g *Gateway) routers() ([]Router, error) {
 }
 
 func (g *Gateway) getJSON(p string, v any) error {
-	body, err := g.get(p, 5*time.Second, 16<<20)
+	return GetJSON(g.client, g.APIURL+p, v)
+}
+
+// GetJSON decodes the JSON body of a 200 answer to GET url (at most 16 MiB, within 5s) into v.
+func GetJSON(client *http.Client, url string, v any) error {
+	body, err := Get(client, url, 5*time.Second, 16<<20)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", p, err)
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return nil
 }
 
-// get GETs p on the API entry point within timeout and returns the body (at most limit
-// bytes) of a 200 answer.
-func (g *Gateway) get(p string, timeout time.Duration, limit int64) ([]byte, error) {
+// Get GETs url within timeout and returns the body (at most limit bytes) of a 200 answer;
+// any other status is an error that shows the body.
+func Get(client *http.Client, url string, timeout time.Duration, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.APIURL+p, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := g.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +275,7 @@ func (g *Gateway) get(p string, timeout time.Duration, limit int64) ([]byte, err
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", p, resp.Status, body)
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
 	}
 	return body, nil
 }
@@ -347,7 +352,7 @@ func (g *Gateway) check(names []string, startup bool) error {
 }
 
 func (g *Gateway) ping() error {
-	_, err := g.get("/ping", 2*time.Second, 1024)
+	_, err := Get(g.client, g.APIURL+"/ping", 2*time.Second, 1024)
 	return err
 }
 

@@ -73,14 +73,8 @@ func (a *jwtAuth) logRefusal(req *http.Request, r *rejection) {
 		"event":      "auth_failure",
 		"reason":     r.reason,
 		"status":     r.status,
-		"request_id": metrics.RequestID(req),
-		"method":     req.Method,
-		"path":       req.URL.Path,
 	}
-	if dropped > 0 {
-		fields["suppressed"] = dropped
-	}
-	metrics.Log(a.logTo, fields)
+	metrics.LogRequest(a.logTo, req, dropped, fields)
 }
 
 // jwksWatch is one middleware's JWKS series; a shared cache updates those of every

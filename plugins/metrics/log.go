@@ -41,6 +41,18 @@ func Log(w io.Writer, fields map[string]any) {
 	w.Write(append(line, '\n'))
 }
 
+// LogRequest is Log for an event about req: it adds the request's id, method and path, and
+// "suppressed" (the lines its Sampler dropped since the last one written) when not 0.
+func LogRequest(w io.Writer, req *http.Request, suppressed int64, fields map[string]any) {
+	fields["request_id"] = RequestID(req)
+	fields["method"] = req.Method
+	fields["path"] = req.URL.Path
+	if suppressed > 0 {
+		fields["suppressed"] = suppressed
+	}
+	Log(w, fields)
+}
+
 // Sampler bounds the log lines of one kind of event of one middleware to perSecond per
 // second, so that a flood of bad requests cannot flood the log: the lines past the bound are
 // counted, and the count is reported by the next line written ("suppressed") and in

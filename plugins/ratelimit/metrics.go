@@ -84,12 +84,6 @@ func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
 		"limit":       limit,
 		"retry_after": d.retry,
 		"redis":       atomic.LoadInt32(&l.brk.down) == 0,
-		"request_id":  metrics.RequestID(req),
-		"method":      req.Method,
-		"path":        req.URL.Path,
 	}
-	if dropped > 0 {
-		fields["suppressed"] = dropped
-	}
-	metrics.Log(l.logTo, fields)
+	metrics.LogRequest(l.logTo, req, dropped, fields)
 }

@@ -153,12 +153,7 @@ func (p *prober) upstream(c *check) result {
 	r := result{status: statusFail, unit: "ms", time: start}
 	code, err := p.get(c, "application/health+json, application/json;q=0.9, */*;q=0.1", nil)
 	r.value = millis(p.now().Sub(start))
-	if err != nil {
-		r.output = describe(err, c.timeout)
-		return r
-	}
-	if code < 200 || code > 299 {
-		r.output = fmt.Sprintf("HTTP status %d", code)
+	if r.output = httpFailure(code, err, c.timeout); r.output != "" {
 		return r
 	}
 	r.status = statusPass
@@ -175,12 +170,7 @@ func (p *prober) jwks(c *check) result {
 	r := result{status: statusFail, unit: "keys", time: p.now()}
 	var body []byte
 	code, err := p.get(c, "application/jwk-set+json, application/json", &body)
-	if err != nil {
-		r.output = describe(err, c.timeout)
-		return r
-	}
-	if code < 200 || code > 299 {
-		r.output = fmt.Sprintf("HTTP status %d", code)
+	if r.output = httpFailure(code, err, c.timeout); r.output != "" {
 		return r
 	}
 	if len(body) > maxJWKSBytes {
@@ -301,4 +291,16 @@ func describe(err error, timeout time.Duration) string {
 // millis is d in milliseconds, to the microsecond.
 func millis(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
+}
+
+// httpFailure is the output of a GET that failed (err) or answered other than 2xx, "" for a
+// success.
+func httpFailure(code int, err error, timeout time.Duration) string {
+	if err != nil {
+		return describe(err, timeout)
+	}
+	if code < 200 || code > 299 {
+		return fmt.Sprintf("HTTP status %d", code)
+	}
+	return ""
 }

@@ -81,18 +81,10 @@ func (s *Script) Prepare(nkeys int, args []string) *Prepared {
 	numKeys := strconv.Itoa(nkeys)
 	head := strconv.AppendInt([]byte{'*'}, int64(3+nkeys+len(args)), 10)
 	head = append(head, s.head...)
-	head = append(head, "\r\n$"...)
-	head = strconv.AppendInt(head, int64(len(numKeys)), 10)
-	head = append(head, "\r\n"...)
-	head = append(head, numKeys...)
-	head = append(head, "\r\n"...)
+	head = appendBulk(append(head, "\r\n"...), numKeys)
 	var tail []byte
 	for _, a := range args {
-		tail = append(tail, '$')
-		tail = strconv.AppendInt(tail, int64(len(a)), 10)
-		tail = append(tail, "\r\n"...)
-		tail = append(tail, a...)
-		tail = append(tail, "\r\n"...)
+		tail = appendBulk(tail, a)
 	}
 	return &Prepared{script: s, head: head, tail: tail, nkeys: nkeys}
 }
@@ -115,11 +107,7 @@ func (p *Prepared) appendCommand(keys []string) []byte {
 	cmd := make([]byte, 0, len(p.head)+len(p.tail)+64*len(keys))
 	cmd = append(cmd, p.head...)
 	for _, k := range keys {
-		cmd = append(cmd, '$')
-		cmd = strconv.AppendInt(cmd, int64(len(k)), 10)
-		cmd = append(cmd, "\r\n"...)
-		cmd = append(cmd, k...)
-		cmd = append(cmd, "\r\n"...)
+		cmd = appendBulk(cmd, k)
 	}
 	return append(cmd, p.tail...)
 }
@@ -179,4 +167,12 @@ func statusOf(v Value, err error) (string, error) {
 		return "", fmt.Errorf("%w: EVALSHA: the script did not answer a status reply", ErrProtocol)
 	}
 	return v.Str, nil
+}
+
+// appendBulk appends s as a bulk string element: "$<len>\r\n<s>\r\n".
+func appendBulk(b []byte, s string) []byte {
+	b = strconv.AppendInt(append(b, '$'), int64(len(s)), 10)
+	b = append(b, "\r\n"...)
+	b = append(b, s...)
+	return append(b, "\r\n"...)
 }

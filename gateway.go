@@ -64,36 +64,30 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	}
 	var errs []error
 	h := next
-	if config.RateLimit != nil {
-		c := ratelimit.CreateConfig()
-		if err := confmap.Decode(config.RateLimit, reflect.ValueOf(c)); err != nil {
-			errs = append(errs, prefix("rateLimit", err))
-		} else if rl, err := ratelimit.New(ctx, h, c, name); err != nil {
-			errs = append(errs, prefix("rateLimit", err))
-		} else {
-			h = rl
+	// step decodes a section present into cfg (a reflect.Value: an interpreted *Config passed
+	// as any loses its type under Yaegi) and wraps h with build's middleware; a problem
+	// is reported under the section's name.
+	step := func(section string, raw map[string]any, cfg reflect.Value, build func(next http.Handler) (http.Handler, error)) {
+		if raw == nil {
+			return
 		}
-	}
-	if config.JWT != nil {
-		c := jwtauth.CreateConfig()
-		if err := confmap.Decode(config.JWT, reflect.ValueOf(c)); err != nil {
-			errs = append(errs, prefix("jwt", err))
-		} else if j, err := jwtauth.New(ctx, h, c, name); err != nil {
-			errs = append(errs, prefix("jwt", err))
-		} else {
-			h = j
+		if err := confmap.Decode(raw, cfg); err != nil {
+			errs = append(errs, prefix(section, err))
+			return
 		}
-	}
-	if config.RequestID != nil {
-		c := requestid.CreateConfig()
-		if err := confmap.Decode(config.RequestID, reflect.ValueOf(c)); err != nil {
-			errs = append(errs, prefix("requestId", err))
-		} else if r, err := requestid.New(ctx, h, c, name); err != nil {
-			errs = append(errs, prefix("requestId", err))
-		} else {
-			h = r
+		m, err := build(h)
+		if err != nil {
+			errs = append(errs, prefix(section, err))
+			return
 		}
+		h = m
 	}
+	rl := ratelimit.CreateConfig()
+	step("rateLimit", config.RateLimit, reflect.ValueOf(rl), func(next http.Handler) (http.Handler, error) { return ratelimit.New(ctx, next, rl, name) })
+	jc := jwtauth.CreateConfig()
+	step("jwt", config.JWT, reflect.ValueOf(jc), func(next http.Handler) (http.Handler, error) { return jwtauth.New(ctx, next, jc, name) })
+	rc := requestid.CreateConfig()
+	step("requestId", config.RequestID, reflect.ValueOf(rc), func(next http.Handler) (http.Handler, error) { return requestid.New(ctx, next, rc, name) })
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("pavilion %q: %w", name, errors.Join(errs...))
 	}

@@ -30,10 +30,23 @@ func profile(t *testing.T, gw *traefiktest.Gateway, spec string, load func() flo
 	if !ok || file == "" {
 		t.Fatalf("PAVILION_PROFILE=%q: want <scenario>:<file>", spec)
 	}
-	done := make(chan float64, 1)
-	go func() { done <- load() }()
+	var reqs float64
+	profileURL(t, gw.APIURL, file, func() { reqs = load() })
+	fmt.Printf("(wrk: %.0f req/s over the whole run)\n", reqs)
+}
+
+// profileURL runs load and, 2 seconds into it, takes from Traefik's pprof handlers at api
+// (api.debug) an 8-second CPU profile, or a 3-second execution trace when file ends in
+// ".trace" (read it with `go tool trace <file>`), written to file.
+func profileURL(t *testing.T, api, file string, load func()) {
+	what := "profile?seconds=8"
+	if strings.HasSuffix(file, ".trace") {
+		what = "trace?seconds=3"
+	}
+	done := make(chan struct{})
+	go func() { load(); close(done) }()
 	time.Sleep(2 * time.Second)
-	resp, err := http.Get(gw.APIURL + "/debug/pprof/profile?seconds=8")
+	resp, err := http.Get(api + "/debug/pprof/" + what)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +59,6 @@ func profile(t *testing.T, gw *traefiktest.Gateway, spec string, load func() flo
 	if err := os.WriteFile(abs, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reqs := <-done
-	fmt.Printf("CPU profile of Traefik written to %s (wrk: %.0f req/s over the whole run)\n", abs, reqs)
+	<-done
+	fmt.Printf("%s of Traefik written to %s\n", strings.SplitN(what, "?", 2)[0], abs)
 }

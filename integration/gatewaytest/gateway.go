@@ -71,6 +71,26 @@ type Gateway struct {
 // test failed.
 func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	tb.Helper()
+	return StartWith(tb, Options{Env: env, Wait: wait})
+}
+
+// Options are StartWith's.
+type Options struct {
+	// Env is added to Traefik's environment ("KEY=value"), for the dynamic files' templates.
+	Env []string
+	// Wait are routers (e.g. "api-v1@file") that must be enabled before StartWith returns.
+	Wait []string
+	// ExtraDynamic are files added beside the repository's dynamic/ files (name → content):
+	// e.g. routers for a benchmark. Without any, dynamic/ is a link to the repository's.
+	ExtraDynamic map[string]string
+	// Debug sets api.debug: Go's /debug/pprof/ handlers on the internal entry point.
+	Debug bool
+}
+
+// StartWith is Start with more options.
+func StartWith(tb testing.TB, opts Options) *Gateway {
+	tb.Helper()
+	env, wait := opts.Env, opts.Wait
 	bin := traefiktest.Binary(tb)
 	root := pluginharness.RepoRoot()
 
@@ -89,6 +109,12 @@ func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if opts.Debug {
+		if bytes.Count(rendered, []byte("\napi:\n")) != 1 {
+			tb.Fatal("gatewaytest: Debug needs exactly one top-level api: key in static/traefik.yml")
+		}
+		rendered = bytes.Replace(rendered, []byte("\napi:\n"), []byte("\napi:\n  debug: true\n"), 1)
+	}
 
 	dir := tb.TempDir()
 	plugins := filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(path.Dir(pluginharness.RootModule)))
@@ -98,7 +124,7 @@ func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	if err := os.Symlink(root, filepath.Join(plugins, path.Base(pluginharness.RootModule))); err != nil {
 		tb.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(root, "dynamic"), filepath.Join(dir, "dynamic")); err != nil {
+	if err := linkDynamic(root, dir, opts.ExtraDynamic); err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), rendered, 0o644); err != nil {
@@ -122,6 +148,40 @@ func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	g.waitRouters(tb, wait)
 	return g
 }
+
+// linkDynamic makes dir/dynamic the repository's dynamic/: a link to it, or, with extra
+// files, a directory of links to its files beside the extra ones.
+func linkDynamic(root, dir string, extra map[string]string) error {
+	src := filepath.Join(root, "dynamic")
+	dst := filepath.Join(dir, "dynamic")
+	if len(extra) == 0 {
+		return os.Symlink(src, dst)
+	}
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, clash := extra[e.Name()]; clash {
+			return fmt.Errorf("gatewaytest: extra dynamic file %s would hide the repository's", e.Name())
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	for name, content := range extra {
+		if err := os.WriteFile(filepath.Join(dst, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pid is Traefik's process id.
+func (g *Gateway) Pid() int { return g.proc.Pid() }
 
 // waitRouters waits until the API reports every named router enabled.
 func (g *Gateway) waitRouters(tb testing.TB, names []string) {

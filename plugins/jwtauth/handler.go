@@ -21,6 +21,7 @@ type jwtAuth struct {
 	s       *settings
 	keys    *jwksCache
 	cache   *tokenCache
+	refused *tokenCache // verdicts of refused tokens (lasting rejections only), see verdictFor
 	seed    maphash.Seed
 	methods map[string]jwt.SigningMethod // the allow-listed algorithms
 	rej     rejections
@@ -53,6 +54,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 		name:    name,
 		s:       s,
 		cache:   newTokenCache(s.cacheSize),
+		refused: newTokenCache(refusedCacheSize(s.cacheSize)),
 		seed:    maphash.MakeSeed(),
 		methods: map[string]jwt.SigningMethod{},
 		rej:     newRejections(s),
@@ -153,7 +155,10 @@ func (a *jwtAuth) removeToken(req *http.Request) {
 
 // verdictFor answers from the cache (either generation) when it can, else verifies the
 // token. A cached verdict is used only for the very same token, before its exp, and against
-// the same key set.
+// the same key set. A refused token whose answer cannot change while the key set stays the
+// same (bad signature, expired, wrong issuer or audience, unknown key…) is remembered in a
+// cache of its own, bounded apart from the verified tokens so that a flood of forged tokens
+// never evicts them: a repeated forged token costs a lookup, not a signature check.
 func (a *jwtAuth) verdictFor(token string) *verdict {
 	if len(token) > maxTokenBytes {
 		return &verdict{reject: a.rej.malformed}
@@ -163,17 +168,50 @@ func (a *jwtAuth) verdictFor(token string) *verdict {
 	}
 	key := maphash.String(a.seed, token)
 	now := a.now().Unix()
+	gen := a.keys.generation()
 	v := a.cache.get(key)
-	if v != nil && v.token == token && now < v.exp && v.gen == a.keys.generation() {
+	if v == nil {
+		v = a.refused.get(key)
+	}
+	if v != nil && v.token == token && now < v.exp && v.gen == gen {
 		atomic.AddInt64(a.m.hits, 1)
 		return v
 	}
 	atomic.AddInt64(a.m.misses, 1)
 	v = a.verify(token)
-	if v.exp > now && (v.reject == nil || v.reject.status == http.StatusForbidden) {
-		a.cache.put(key, v)
+	if v.reject == nil || v.reject.status == http.StatusForbidden {
+		if v.exp > now {
+			a.cache.put(key, v)
+		}
+		return v
+	}
+	if v.reject.lasting && len(token) <= maxRefusedTokenBytes {
+		// verify's early refusals carry neither the token nor the generation: this verdict
+		// is the request's own, so it can be completed here.
+		v.token = token
+		v.exp = now + int64(negativeTTL/time.Second)
+		v.gen = gen
+		a.refused.put(key, v)
 	}
 	return v
+}
+
+// Bounds of the refused-token cache: its entries hold the token (a hit must match it
+// exactly), so they are few and short; an entry lives negativeTTL at most, and is dropped
+// with the key set it was checked against.
+const (
+	maxRefusedTokens     = 4096
+	maxRefusedTokenBytes = 4 << 10
+	negativeTTL          = 5 * time.Minute
+)
+
+// refusedCacheSize is the refused-token cache's size: the verified-token cache's, at most
+// maxRefusedTokens; 0 (no cache) with it.
+func refusedCacheSize(cacheSize int) int {
+	if cacheSize > maxRefusedTokens {
+		return maxRefusedTokens
+	}
+	return cacheSize
 }
 
 // extract returns the bearer token from the Authorization header or, failing that, the

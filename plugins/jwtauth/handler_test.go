@@ -215,3 +215,73 @@ func TestClaimHeadersShared(t *testing.T) {
 		t.Fatalf("cached value changed: %q", got)
 	}
 }
+
+// TestRefusedTokenCache: a refused token whose answer cannot change (bad signature, wrong
+// issuer…) is answered from a cache of its own until the key set changes; time-bound
+// refusals are not cached; forged tokens never evict verified ones.
+func TestRefusedTokenCache(t *testing.T) {
+	k0, k1 := testRSAKey(t, 0), testRSAKey(t, 1)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, func(c *Config) { c.CacheSize = 100 })
+	valid := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
+	forged := sign(t, k1, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil) // k0's kid, k1's signature
+	misses := func() int64 { return *a.m.misses }
+
+	good := a.verdictFor(valid)
+	if good.reject != nil {
+		t.Fatalf("valid token refused: %s", good.reject.reason)
+	}
+	for _, tc := range []struct {
+		desc   string
+		token  string
+		want   *rejection
+		cached bool
+	}{
+		{"bad signature", forged, a.rej.signature, true},
+		{"wrong issuer", sign(t, k0, jwt.SigningMethodRS256, "k0", "https://evil.example/realms/test", nil), a.rej.issuer, true},
+		{"expired", sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), a.rej.expired, true},
+		{"malformed", "a.b.c", a.rej.malformed, true},
+		{"not valid yet (time-bound: not cached)", sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}), a.rej.notYetValid, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			v1 := a.verdictFor(tc.token)
+			before := misses()
+			v2 := a.verdictFor(tc.token)
+			if v1.reject != tc.want || v2.reject != tc.want {
+				t.Fatalf("answers %v, %v; want %s twice", v1.reject, v2.reject, tc.want.reason)
+			}
+			if got := misses() == before; got != tc.cached {
+				t.Fatalf("second answer from the cache: %v, want %v", got, tc.cached)
+			}
+		})
+	}
+
+	t.Run("distinct forged tokens are each verified and never evict a verified token", func(t *testing.T) {
+		before := misses()
+		for i := 0; i < 3*maxRefusedTokens/100; i++ {
+			tok := sign(t, k1, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"jti": i})
+			if v := a.verdictFor(tok); v.reject != a.rej.signature {
+				t.Fatalf("forged token %d answered %v", i, v.reject)
+			}
+		}
+		if n := misses() - before; n != int64(3*maxRefusedTokens/100) {
+			t.Fatalf("%d verifications for %d distinct forged tokens", n, 3*maxRefusedTokens/100)
+		}
+		if n := a.refused.len(); n > 100 {
+			t.Fatalf("refused-token cache holds %d entries, bound is 100 (cacheSize)", n)
+		}
+		before = misses()
+		if v := a.verdictFor(valid); v != good || misses() != before {
+			t.Fatal("the verified token was evicted by forged ones")
+		}
+	})
+
+	t.Run("dropped when the key set changes", func(t *testing.T) {
+		a.verdictFor(forged)
+		f.set(func(f *fakeIdP) { f.keys = []map[string]any{rsaJWK("k0", &k1.PublicKey)} })
+		a.keys.refreshAndWait(false)
+		if v := a.verdictFor(forged); v.reject != nil {
+			t.Fatalf("a token signed with the key now published as k0 answered %s: the refusal outlived its key set", v.reject.reason)
+		}
+	})
+}

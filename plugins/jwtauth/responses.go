@@ -13,6 +13,10 @@ type rejection struct {
 	wwwAuth []string
 	body    []byte
 	count   *int64 // pavilion_jwt_validations_total{result=reason}, set in New
+	// lasting: the same token gets the same answer for as long as the key set stays the same
+	// (a bad signature, an expiry, a wrong issuer…), so the verdict may be cached (see
+	// negativeTTL). Time-bound answers (not valid yet, issued in the future) are not.
+	lasting bool
 }
 
 // rejections holds every answer the plugin can give.
@@ -50,7 +54,7 @@ func newRejections(s *settings) rejections {
 		return newRejection(http.StatusForbidden, reason, "insufficient_scope", description,
 			challenge+`, error="insufficient_scope", error_description="`+description+`"`+attr)
 	}
-	return rejections{
+	r := rejections{
 		missing:        newRejection(http.StatusUnauthorized, "missing_token", "unauthorized", "a bearer token is required", challenge),
 		malformed:      invalid("malformed", "the token is malformed"),
 		signature:      invalid("bad_signature", "the token signature is invalid"),
@@ -69,6 +73,11 @@ func newRejections(s *settings) rejections {
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
 		role:           forbidden("forbidden", "the token lacks a required role", ""),
 	}
+	for _, x := range []*rejection{r.malformed, r.signature, r.algorithm, r.expired, r.issuer, r.audience,
+		r.unknownKey, r.missingExp, r.invalidClaims, r.controlChars, r.tokenType} {
+		x.lasting = true
+	}
+	return r
 }
 
 // all returns every rejection (some reasons are shared by several).

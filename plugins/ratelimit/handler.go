@@ -31,6 +31,7 @@ type rateLimit struct {
 	anonymous string       // key base of requests without a client value
 	headers   bool
 	brk       *breaker
+	blocks    *blockList    // clients refused by Redis, until their retry time
 	local     *localLimiter // failurePolicy local only
 	now       func() time.Time
 	logged    int64     // log lines written, for tests
@@ -106,6 +107,7 @@ func newHandlerWith(next http.Handler, s *settings, name string, now func() time
 		anonymous: s.keyPrefix + ":{anon",
 		headers:   s.headers,
 		brk:       newBreaker(now),
+		blocks:    newBlockList(),
 		now:       now,
 		logTo:     os.Stderr,
 		m:         newCounters(name),
@@ -166,7 +168,7 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	status, err := resp.KeyedStatus(l.hot, req.Context(), vs[0], start)
 	f := strings.Split(status, " ")
-	if err != nil || len(f) != 6 || f[0] != "1" || len(f[1]) != 1 {
+	if err != nil || len(f) != replyFields || f[0] != "1" || len(f[1]) != 1 {
 		l.serveOther(rw, req, l.set, f, err, start.UnixNano())
 		return
 	}
@@ -192,7 +194,7 @@ func (l *rateLimit) serveSet(rw http.ResponseWriter, req *http.Request, set *lim
 	start := time.Now()
 	status, err := resp.KeyedStatus(set.keyed, req.Context(), key, start)
 	f := strings.Split(status, " ")
-	if err != nil || len(f) != 6 || len(f[1]) != 1 || f[0] != "1" {
+	if err != nil || len(f) != replyFields || len(f[1]) != 1 || f[0] != "1" {
 		l.serveOther(rw, req, set, f, err, start.UnixNano())
 		return
 	}
@@ -233,6 +235,13 @@ func (l *rateLimit) serveClient(rw http.ResponseWriter, req *http.Request, key s
 	if l.overrides != nil {
 		set = l.overrideFor(value)
 	}
+	if d, ok := l.blocks.check(base, l.now()); ok {
+		// Refused by Redis a moment ago and its retry time has not come: Redis would refuse
+		// again, so it is not asked.
+		atomic.AddInt64(l.m.fromMemory, 1)
+		l.refuse(rw, req, set, d)
+		return
+	}
 	if atomic.LoadInt32(&l.brk.down) != 0 {
 		l.serveDegraded(rw, req, base, set)
 		return
@@ -255,7 +264,7 @@ func (l *rateLimit) cacheKey(req *http.Request) string {
 
 // serveReply answers from the fields of the script's reply (or its error).
 func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string, err error, probe bool) {
-	if err != nil || len(f) != 6 || len(f[1]) != 1 {
+	if err != nil || len(f) != replyFields || len(f[1]) != 1 {
 		l.serveFailure(rw, req, base, set, err, probe)
 		return
 	}
@@ -264,7 +273,7 @@ func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base s
 		l.log("redis_recovered", "redis answers again: limits are counted in redis")
 	}
 	if f[0] != "1" {
-		l.serveRefused(rw, req, set, f)
+		l.serveRefused(rw, req, base, set, f)
 		return
 	}
 	atomic.AddInt64(l.m.allowed, 1)
@@ -311,13 +320,22 @@ func (l *rateLimit) overrideFor(value string) *limitSet {
 	return o
 }
 
-// serveRefused answers a refusal from Redis (or an invalid reply).
-func (l *rateLimit) serveRefused(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string) {
+// serveRefused answers a refusal from Redis, and remembers the client (base) as refused until
+// its retry time: until then its requests are refused without asking Redis (serveClient;
+// the cached command is dropped so that the hot path leads there).
+func (l *rateLimit) serveRefused(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string) {
 	index, _ := strconv.Atoi(f[1])
 	remaining, _ := strconv.ParseInt(f[2], 10, 64)
 	reset, _ := strconv.ParseInt(f[3], 10, 64)
 	retry, _ := strconv.ParseInt(f[4], 10, 64)
+	retryMS, _ := strconv.ParseInt(f[6], 10, 64)
 	d := decision{index: index - 1, remaining: remaining, reset: reset, retry: retry}
+	if retryMS > 0 {
+		l.blocks.add(base, d, retryMS, l.now())
+		if key := l.cacheKey(req); key != "" {
+			set.keyed.Forget(key)
+		}
+	}
 	l.refuse(rw, req, set, d)
 }
 

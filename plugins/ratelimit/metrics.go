@@ -10,10 +10,11 @@ import (
 
 // Metric names (see plugins/metrics). Every series has the label middleware.
 const (
-	metricDecisions   = "pavilion_ratelimit_decisions_total"
-	metricRedisErrors = "pavilion_ratelimit_redis_errors_total"
-	metricRedisTime   = "pavilion_ratelimit_redis_duration_seconds"
-	metricFallback    = "pavilion_ratelimit_fallback_active"
+	metricDecisions       = "pavilion_ratelimit_decisions_total"
+	metricRedisErrors     = "pavilion_ratelimit_redis_errors_total"
+	metricRedisTime       = "pavilion_ratelimit_redis_duration_seconds"
+	metricFallback        = "pavilion_ratelimit_fallback_active"
+	metricRefusedInMemory = "pavilion_ratelimit_refused_in_memory_total"
 )
 
 // The Redis time histogram has buckets up to 2^17 ns (131µs), 2^19 (524µs), … 2^27 ns
@@ -30,6 +31,7 @@ const limitedLogPerSecond = 10
 // counters are the middleware's series, looked up once in New.
 type counters struct {
 	allowed, limited *int64
+	fromMemory       *int64 // refusals answered from the block list, without Redis
 	redisErrors      *int64
 	fallback         *int64
 	redisTime        *metrics.Histogram
@@ -43,6 +45,9 @@ func newCounters(name string) counters {
 	c := counters{
 		allowed: metrics.Counter(metricDecisions, decisions, []string{"middleware", name, "result", "allowed"}),
 		limited: metrics.Counter(metricDecisions, decisions, []string{"middleware", name, "result", "limited"}),
+		fromMemory: metrics.Counter(metricRefusedInMemory,
+			"Refusals answered without Redis: the client was refused by Redis and its retry time has not come (also counted in decisions, result limited).",
+			[]string{"middleware", name}),
 		redisErrors: metrics.Counter(metricRedisErrors,
 			"Redis calls that failed (error, timeout, no pooled connection in time).", []string{"middleware", name}),
 		fallback: metrics.Gauge(metricFallback,

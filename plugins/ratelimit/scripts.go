@@ -6,12 +6,17 @@ package ratelimit
 // gateway's. Each answers a status reply "allowed index remaining reset retry item" (read with
 // one line read, cheap under Yaegi): allowed (0|1), index of the most restrictive limit
 // (1-based: lowest remaining, then longest reset), its remaining, its seconds until fully reset
-// (ceil), seconds until a retry can pass (ceil, >= 1, 0 when allowed), and the RateLimit header
+// (ceil), seconds until a retry can pass (ceil, >= 1, 0 when allowed), the RateLimit header
 // item of that limit (`"1s";r=<remaining>;t=<reset>`, so the hot path writes it without
-// building it), whatever the number of limits. After the two values per limit, ARGV holds the
+// building it), and milliseconds until a retry can pass (ceil, >= 1, 0 when allowed; the
+// gateway refuses the client in memory until then), whatever the number of limits:
+// replyFields fields. After the two values per limit, ARGV holds the
 // limits' window names (ARGV[2n+i]).
 //
 // redis.replicate_commands() lets Redis < 5 replicate writes made after TIME (a no-op since).
+
+// replyFields is the number of space-separated fields of a script's reply.
+const replyFields = 7
 
 // scriptTail picks the most restrictive limit (among the refusing ones when refused) and
 // builds the reply. unit converts the script's time unit to seconds.
@@ -27,12 +32,15 @@ end
 local reset_s = math.ceil(reset[best] / unit)
 if reset_s < 0 then reset_s = 0 end
 local retry_s = 0
+local retry_ms = 0
 if allowed == 0 then
   retry_s = math.ceil(retry / unit)
   if retry_s < 1 then retry_s = 1 end
+  retry_ms = math.ceil(retry * 1000 / unit)
+  if retry_ms < 1 then retry_ms = 1 end
 end
-return redis.status_reply(string.format('%d %d %d %d %d "%s";r=%d;t=%d', allowed, best, rem[best], reset_s, retry_s,
-  ARGV[2 * n + best], rem[best], reset_s))
+return redis.status_reply(string.format('%d %d %d %d %d "%s";r=%d;t=%d %d', allowed, best, rem[best], reset_s, retry_s,
+  ARGV[2 * n + best], rem[best], reset_s, retry_ms))
 `
 
 // slidingWindowScript: ARGV = requests, window (ms) per limit. Each key is a hash {w: index

@@ -129,3 +129,12 @@ func (k *Keyed) cached() int {
 	defer k.c.mu.Unlock()
 	return len(k.cmds)
 }
+
+// Forget drops the command cached for key: until the next StatusFor, Status for key sends
+// nothing and answers ErrNotCached (so that the caller's slow path runs).
+func (k *Keyed) Forget(key string) {
+	c := k.c
+	c.mu.Lock()
+	delete(k.cmds, key)
+	c.mu.Unlock()
+}

@@ -1,0 +1,115 @@
+package ratelimit
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRefusedInMemory: once Redis refuses a client, its requests are refused without Redis
+// until the retry time Redis gave, and the block is exact: asked directly at any moment of
+// the block, Redis refuses too; once it ends, the next request is allowed (gcra, sliding-log)
+// and goes to Redis again.
+func TestRefusedInMemory(t *testing.T) {
+	rd := startRedis(t)
+	for _, alg := range []string{AlgorithmGCRA, AlgorithmSlidingLog, AlgorithmSlidingWindow} {
+		t.Run(alg, func(t *testing.T) {
+			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+				c.Algorithm = alg
+				c.KeyPrefix = "blk-" + alg
+				c.Limits = []Limit{{Requests: 4, Window: "1s"}}
+			})
+			for i := 0; i < 4; i++ {
+				if w := hit(l, "a"); w.Code != 200 {
+					t.Fatalf("request %d: %d", i, w.Code)
+				}
+			}
+			start := *l.m.fromMemory // counters are per middleware name, kept across subtests
+			if w := hit(l, "a"); w.Code != 429 {
+				t.Fatalf("fifth request: %d, want 429 from Redis", w.Code)
+			}
+			if *l.m.fromMemory != start {
+				t.Fatal("Redis' own refusal counted as refused in memory")
+			}
+			base, _ := l.client(hitRequest("a"))
+			asked, inMemory := 0, int64(0)
+			for {
+				_, blocked := l.blocks.check(base, time.Now())
+				if !blocked {
+					break
+				}
+				before := *l.m.fromMemory
+				w := hit(l, "a")
+				if w.Code != 429 || w.Header().Get("Retry-After") == "" || w.Header().Get("X-RateLimit-Remaining") != "0" {
+					t.Fatalf("blocked request: %d, Retry-After %q, remaining %q", w.Code, w.Header().Get("Retry-After"), w.Header().Get("X-RateLimit-Remaining"))
+				}
+				if *l.m.fromMemory == before {
+					// The block ended between check and hit: Redis decided.
+					break
+				}
+				inMemory++
+				// Exactness: Redis, asked now, refuses as well (refused requests count for nothing).
+				status, err := l.set.keyed.StatusFor(context.Background(), "", base)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, blocked := l.blocks.check(base, time.Now()); !blocked {
+					break // the answer may be from after the block
+				}
+				if !strings.HasPrefix(status, "0 ") {
+					t.Fatalf("Redis allowed a request %s while the client was refused in memory (reply %q)", alg, status)
+				}
+				asked++
+				time.Sleep(20 * time.Millisecond)
+			}
+			if inMemory == 0 || asked == 0 {
+				t.Fatalf("no request was refused in memory (%d) or checked against Redis (%d)", inMemory, asked)
+			}
+			if alg != AlgorithmSlidingWindow {
+				if w := hit(l, "a"); w.Code != 200 {
+					t.Fatalf("first request after the retry time: %d, want 200", w.Code)
+				}
+			}
+			t.Logf("%s: %d requests refused in memory, Redis refused all %d direct checks during the block", alg, inMemory, asked)
+		})
+	}
+}
+
+func TestBlockListBounded(t *testing.T) {
+	b := newBlockList()
+	now := time.Now()
+	for i := 0; i < maxBlocked+10; i++ {
+		b.add(strings.Repeat("k", 8)+string(rune('a'+i%26))+strings.Repeat("x", i%7)+itoa(i), decision{}, 60000, now)
+	}
+	if n := b.size(); n > maxBlocked {
+		t.Fatalf("block list holds %d clients, bound %d", n, maxBlocked)
+	}
+	b.add("expired", decision{}, 1, now)
+	if _, ok := b.check("expired", now.Add(2*time.Millisecond)); ok {
+		t.Fatal("a block outlived its retry time")
+	}
+	b.add("probe", decision{reset: 90}, 59001, now)
+	if d, ok := b.check("probe", now); !ok || d.retry != 60 || d.reset != 90 {
+		t.Fatalf("blocked %v, retry %d, reset %d; want 60 and 90 seconds (rounded up)", ok, d.retry, d.reset)
+	}
+}
+
+func itoa(i int) string {
+	s := ""
+	for {
+		s = string(rune('0'+i%10)) + s
+		i /= 10
+		if i == 0 {
+			return s
+		}
+	}
+}
+
+func hitRequest(client string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("X-Auth-Client", client)
+	return r
+}

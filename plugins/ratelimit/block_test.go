@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"github.com/pavilion-trust/gateway/plugins/resp"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -112,4 +113,38 @@ func hitRequest(client string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("X-Auth-Client", client)
 	return r
+}
+
+// TestPoolTimeoutIsNotAnOutage: a request that found every pooled connection busy for the
+// whole timeout is refused as overload (503) under local and closed — never admitted from the
+// local fallback's budget, which is this instance's own — passes under open, and does not mark
+// Redis down.
+func TestPoolTimeoutIsNotAnOutage(t *testing.T) {
+	rd := startRedis(t)
+	for _, tc := range []struct {
+		policy string
+		want   int
+	}{{PolicyLocal, 503}, {PolicyClosed, 503}, {PolicyOpen, 200}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+				c.FailurePolicy = tc.policy
+				c.KeyPrefix = "pool-" + tc.policy
+			})
+			for i := 0; i < 5; i++ {
+				w := httptest.NewRecorder()
+				req := hitRequest("a")
+				base, _ := l.client(req)
+				l.serveFailure(w, req, base, l.set, resp.ErrPoolTimeout, false)
+				if w.Code != tc.want {
+					t.Fatalf("pool timeout %d under %s: %d, want %d", i, tc.policy, w.Code, tc.want)
+				}
+			}
+			if l.brk.isDown() {
+				t.Fatal("a busy pool marked Redis down")
+			}
+			if l.local != nil && l.local.size() != 0 {
+				t.Fatal("a busy pool spent the local fallback's budget")
+			}
+		})
+	}
 }

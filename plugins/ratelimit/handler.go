@@ -368,10 +368,18 @@ func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base
 	atomic.AddInt64(l.m.redisErrors, 1)
 	if err == resp.ErrPoolTimeout {
 		// Every pooled connection stayed busy for the whole timeout: the gateway is
-		// overloaded, Redis answered. This request gets the policy, but Redis is not marked
-		// down (raise redis.poolSize if this happens under normal load).
+		// overloaded, Redis answered. Redis is not marked down, and the local fallback is not
+		// used: its budget is this instance's own, so admitting from it under load would let
+		// a client past the shared limit. The request is refused as overload (503,
+		// Retry-After 1) unless failurePolicy is open. Raise redis.poolSize if this happens
+		// under normal load.
 		l.brk.release(probe)
-		l.servePolicy(rw, req, base, set)
+		if l.s.failurePolicy == PolicyOpen {
+			atomic.AddInt64(l.m.allowed, 1)
+			l.next.ServeHTTP(rw, req)
+			return
+		}
+		unavailable(rw)
 		return
 	}
 	if err == nil {

@@ -507,8 +507,10 @@ func TestRateLimitTraefikSuite(t *testing.T) {
 
 // TestRateLimitTraefikPoolExhausted: more concurrent requests than Redis connections, with a
 // short timeout, so that requests wait for a connection and some waits time out. Every
-// answer must still be one the failure policy allows (200 or 429 with local), never a 500 or
-// a hang, and the middleware must keep answering afterwards.
+// answer must still be one the failure policy allows (200 or 429 with local, and 503 for a
+// request that found no free connection in time: a busy pool is not an outage, and the local
+// budget is not spent on it), never a 500 or a hang, and the middleware must keep answering
+// afterwards.
 //
 // Under Yaegi v0.16.1 a timed-out wait panicked in resp's removeWaiter (`for i, x := range
 // c.waiters` fails with "reflect: call of reflect.Value.Len on int Value") while holding the
@@ -536,8 +538,8 @@ func TestRateLimitTraefikPoolExhausted(t *testing.T) {
 		count[c]++
 	}
 	t.Logf("status counts: %v, no answer within 3s: %d", count, hung)
-	if count[200]+count[429] != total {
-		t.Errorf("answers other than 200/429 with poolSize 1 under concurrency: %v", count)
+	if count[200]+count[429]+count[503] != total {
+		t.Errorf("answers other than 200/429/503 with poolSize 1 under concurrency: %v", count)
 	}
 	if a, err := rlTryWith(client, gw.URL+"/api/x", "X-Auth-Client", "after"); err != nil || a.code() != 200 {
 		t.Errorf("a request after the burst: %v %s", err, a.body)

@@ -8,6 +8,7 @@ package jwtauth
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -66,6 +67,27 @@ type Config struct {
 	// (case-insensitive). Default [Bearer]: Keycloak access tokens; its ID and refresh tokens
 	// (typ ID, Refresh) are refused. "*" accepts any.
 	TokenTypes []string `json:"tokenTypes,omitempty"`
+	// FailedAuth bounds the refused authentications (invalid tokens: bad signature, expired,
+	// wrong issuer…; not a missing token) of one client address. Once a client has spent the
+	// budget, its requests get 429 with Retry-After until the window ends, before any token of
+	// theirs is looked at, so forged tokens cannot buy signature checks. Counted in memory per
+	// gateway instance. Off by default (limit 0): behind a proxy, set trustedProxies, or every
+	// client would share the proxy's budget.
+	FailedAuth FailedAuth `json:"failedAuth,omitempty"`
+}
+
+// FailedAuth is the failedAuth option.
+type FailedAuth struct {
+	// Limit is the number of refused authentications allowed per client address and window;
+	// the next request of that address within the window gets 429. 0 (default) turns it off.
+	Limit int `json:"limit,omitempty"`
+	// Window is the counting window (fixed, starting at the first refusal). Default 1m.
+	Window string `json:"window,omitempty"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is honoured: the client is the right-most
+	// address not in them (Traefik's entry point must trust them too:
+	// forwardedHeaders.trustedIPs). IPv6 clients count per /64 network. Default none: the
+	// client is the TCP peer.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
@@ -91,6 +113,7 @@ func CreateConfig() *Config {
 		Realm:              "pavilion",
 		FetchTimeout:       "5s",
 		CacheSize:          10000,
+		FailedAuth:         FailedAuth{Window: "1m"},
 	}
 }
 
@@ -127,6 +150,9 @@ type settings struct {
 	tokenTypes   map[string]bool
 	strip        map[string]bool // canonical header names removed from every request
 	anyType      bool
+	failLimit    int           // failedAuth.limit, 0: off
+	failWindow   time.Duration // failedAuth.window
+	failTrusted  []*net.IPNet  // failedAuth.trustedProxies
 }
 
 var supportedAlgorithms = map[string]bool{
@@ -265,6 +291,19 @@ func (c *Config) compile() (*settings, error) {
 		for _, v := range headerVariants(h) {
 			s.strip[v] = true
 		}
+	}
+	s.failLimit = c.FailedAuth.Limit
+	if s.failLimit < 0 || s.failLimit > 1000000 {
+		bad("failedAuth.limit", "must be between 0 (off) and 1000000, got %d", c.FailedAuth.Limit)
+	}
+	s.failWindow = confmap.ParseDuration(&errs, "failedAuth.window", c.FailedAuth.Window, "1m", time.Second, 24*time.Hour)
+	for _, cidr := range confmap.CleanList(c.FailedAuth.TrustedProxies) {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			bad("failedAuth.trustedProxies", "invalid CIDR %q (e.g. 10.0.0.0/8)", cidr)
+			continue
+		}
+		s.failTrusted = append(s.failTrusted, n)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -21,13 +21,16 @@ type jwtAuth struct {
 	s       *settings
 	keys    *jwksCache
 	cache   *tokenCache
-	refused *tokenCache // verdicts of refused tokens (lasting rejections only), see verdictFor
-	seed    maphash.Seed
-	methods map[string]jwt.SigningMethod // the allow-listed algorithms
-	rej     rejections
-	now     func() time.Time
-	m       counters
-	logTo   io.Writer // os.Stderr
+	refused *tokenCache    // verdicts of refused tokens (lasting rejections only), see verdictFor
+	fails   *failureBudget // failedAuth; nil when off
+	// spentVerdict answers a client that has spent its failedAuth budget.
+	spentVerdict *verdict
+	seed         maphash.Seed
+	methods      map[string]jwt.SigningMethod // the allow-listed algorithms
+	rej          rejections
+	now          func() time.Time
+	m            counters
+	logTo        io.Writer // os.Stderr
 }
 
 // New validates the configuration and builds the middleware. The JWKS is fetched in the
@@ -55,6 +58,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 		s:       s,
 		cache:   newTokenCache(s.cacheSize),
 		refused: newTokenCache(refusedCacheSize(s.cacheSize)),
+		fails:   newFailureBudget(s),
 		seed:    maphash.MakeSeed(),
 		methods: map[string]jwt.SigningMethod{},
 		rej:     newRejections(s),
@@ -62,6 +66,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 		logTo:   logTo,
 	}
 	a.m = newCounters(name, &a.rej)
+	a.spentVerdict = &verdict{reject: a.rej.tooManyFailures}
 	for _, alg := range s.algorithms {
 		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
@@ -92,7 +97,7 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	v := a.cache.cur[key]
 	a.cache.mu.Unlock()
 	if v == nil || v.token != token || v.exp <= a.now().Unix() || v.gen != atomic.LoadInt64(&a.keys.gen) {
-		v = a.verdictFor(token)
+		v = a.checkedVerdict(req, token)
 	} else {
 		atomic.AddInt64(a.m.hits, 1)
 	}
@@ -130,7 +135,7 @@ func (a *jwtAuth) serveSlow(rw http.ResponseWriter, req *http.Request) {
 		a.next.ServeHTTP(rw, req)
 		return
 	}
-	v := a.verdictFor(token)
+	v := a.checkedVerdict(req, token)
 	if v.reject != nil {
 		a.refuse(rw, req, v.reject)
 		return
@@ -153,10 +158,19 @@ func (a *jwtAuth) removeToken(req *http.Request) {
 	}
 }
 
+// checkedVerdict is verdictFor for a request whose client address may have spent its
+// failedAuth budget: then the answer is 429, and the token is not looked at.
+func (a *jwtAuth) checkedVerdict(req *http.Request, token string) *verdict {
+	if a.fails != nil && a.fails.spent(req, a.now()) > 0 {
+		return a.spentVerdict
+	}
+	return a.verdictFor(token)
+}
+
 // verdictFor answers from the cache (either generation) when it can, else verifies the
 // token. A cached verdict is used only for the very same token, before its exp, and against
 // the same key set. A refused token whose answer cannot change while the key set stays the
-// same (bad signature, expired, wrong issuer or audience, unknown key…) is remembered in a
+// same (bad signature, expired, wrong issuer or audience, malformed…) is remembered in a
 // cache of its own, bounded apart from the verified tokens so that a flood of forged tokens
 // never evicts them: a repeated forged token costs a lookup, not a signature check.
 func (a *jwtAuth) verdictFor(token string) *verdict {

@@ -285,3 +285,67 @@ func TestRefusedTokenCache(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedAuthBudget: after failedAuth.limit invalid tokens from one address within the
+// window, its requests get 429 with Retry-After without any token being verified; other
+// addresses are unaffected; IPv6 addresses count per /64; the budget comes back with the
+// next window; a missing token is not counted.
+func TestFailedAuthBudget(t *testing.T) {
+	k0, k1 := testRSAKey(t, 0), testRSAKey(t, 1)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	clock := time.Now()
+	a := newTestAuth(t, f, func(c *Config) { c.FailedAuth = FailedAuth{Limit: 3, Window: "1m"} })
+	a.now = func() time.Time { return clock }
+	valid := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
+	send := func(addr, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = addr
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w
+	}
+	forged := func(i int) string {
+		return sign(t, k1, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"jti": i})
+	}
+	for i := 0; i < 5; i++ {
+		if w := send("192.0.2.7:1000", ""); w.Code != 401 {
+			t.Fatalf("missing token: %d", w.Code)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if w := send("192.0.2.7:1000", forged(i)); w.Code != 401 {
+			t.Fatalf("forged token %d: %d, want 401 (missing tokens must not count)", i, w.Code)
+		}
+	}
+	misses := *a.m.misses
+	w := send("192.0.2.7:2000", valid)
+	if w.Code != 429 || w.Header().Get("Retry-After") != "60" {
+		t.Fatalf("after 3 failures: %d Retry-After %q, want 429 and 60", w.Code, w.Header().Get("Retry-After"))
+	}
+	if *a.m.misses != misses {
+		t.Fatal("a token was verified for an address that spent its budget")
+	}
+	if w := send("192.0.2.8:1000", valid); w.Code != 200 {
+		t.Fatalf("another address: %d, want 200", w.Code)
+	}
+	for i := 0; i < 3; i++ {
+		send("[2001:db8:1:2::1]:1000", forged(10+i))
+	}
+	if w := send("[2001:db8:1:2::99]:1000", forged(20)); w.Code != 429 {
+		t.Fatalf("another address of the same IPv6 /64: %d, want 429", w.Code)
+	}
+	// A verified token in the cache is answered without looking at the budget (it costs
+	// nothing); a token not seen yet is not verified while the budget is spent.
+	fresh := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"jti": "fresh"})
+	clock = clock.Add(59 * time.Second)
+	if w := send("192.0.2.7:1000", fresh); w.Code != 429 || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("1s before the window ends: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	clock = clock.Add(time.Second)
+	if w := send("192.0.2.7:1000", fresh); w.Code != 200 {
+		t.Fatalf("next window: %d, want 200", w.Code)
+	}
+}

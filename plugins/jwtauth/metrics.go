@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -58,7 +59,27 @@ func (a *jwtAuth) refuse(rw http.ResponseWriter, req *http.Request, r *rejection
 	if a.m.authLog != nil {
 		a.logRefusal(req, r)
 	}
+	if a.fails != nil {
+		a.countFailure(rw, req, r)
+	}
 	r.write(rw)
+}
+
+// countFailure counts an invalid token against the client address's failedAuth budget, and
+// gives the budget's 429 its Retry-After.
+func (a *jwtAuth) countFailure(rw http.ResponseWriter, req *http.Request, r *rejection) {
+	now := a.now()
+	if r == a.rej.tooManyFailures {
+		retry := a.fails.spent(req, now)
+		if retry < 1 {
+			retry = 1 // the window ended a moment ago
+		}
+		rw.Header()["Retry-After"] = []string{strconv.FormatInt(retry, 10)}
+		return
+	}
+	if r.status == http.StatusUnauthorized && r != a.rej.missing {
+		a.fails.fail(req, now)
+	}
 }
 
 // logRefusal writes the auth-failure line, unless the middleware is over its lines per second.

@@ -38,6 +38,8 @@ type rejections struct {
 	multipleAuth   *rejection
 	scope          *rejection
 	role           *rejection
+	// tooManyFailures: the client address spent its failedAuth budget (429, Retry-After).
+	tooManyFailures *rejection
 }
 
 func newRejections(s *settings) rejections {
@@ -72,9 +74,13 @@ func newRejections(s *settings) rejections {
 		multipleAuth:   invalid("malformed", "more than one Authorization header"),
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
 		role:           forbidden("forbidden", "the token lacks a required role", ""),
+		tooManyFailures: newRejection(http.StatusTooManyRequests, "too_many_failures", "rate_limited",
+			"too many failed authentications from this address; retry later", challenge),
 	}
+	// Not unknownKey: its next request must be able to trigger a JWKS fetch (at most one per
+	// minRefreshInterval), and it costs no signature check anyway.
 	for _, x := range []*rejection{r.malformed, r.signature, r.algorithm, r.expired, r.issuer, r.audience,
-		r.unknownKey, r.missingExp, r.invalidClaims, r.controlChars, r.tokenType} {
+		r.missingExp, r.invalidClaims, r.controlChars, r.tokenType} {
 		x.lasting = true
 	}
 	return r
@@ -84,7 +90,7 @@ func newRejections(s *settings) rejections {
 func (r *rejections) all() []*rejection {
 	return []*rejection{r.missing, r.malformed, r.signature, r.algorithm, r.expired, r.notYetValid,
 		r.issuedInFuture, r.issuer, r.audience, r.unknownKey, r.missingExp, r.invalidClaims,
-		r.controlChars, r.tokenType, r.multipleAuth, r.scope, r.role}
+		r.controlChars, r.tokenType, r.multipleAuth, r.scope, r.role, r.tooManyFailures}
 }
 
 func newRejection(status int, reason, code, description, challenge string) *rejection {

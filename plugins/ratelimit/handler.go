@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pavilion-trust/gateway/plugins/clientip"
 	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
@@ -291,9 +292,9 @@ func (l *rateLimit) client(req *http.Request) (string, string) {
 		v := ""
 		if src.ip {
 			if l.trusted == nil {
-				v = peerIP(req)
+				v = clientip.Peer(req)
 			} else {
-				v = forwardedClient(req, l.trusted)
+				v = clientip.Forwarded(req, l.trusted)
 			}
 		} else {
 			vs := req.Header[src.header]

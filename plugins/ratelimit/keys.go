@@ -3,10 +3,8 @@ package ratelimit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -50,76 +48,4 @@ func windowName(w time.Duration) string {
 
 func canonicalHeader(h string) string {
 	return http.CanonicalHeaderKey(h)
-}
-
-// peerIP is the address part of req.RemoteAddr.
-func peerIP(req *http.Request) string {
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		return req.RemoteAddr
-	}
-	return host
-}
-
-// trustedPeer tells whether the address ip (a string) is in one of nets.
-func trustedPeer(nets []*net.IPNet, ip string) bool {
-	parsed := net.ParseIP(ip)
-	if parsed == nil {
-		return false
-	}
-	for _, n := range nets {
-		if n.Contains(parsed) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedClient is the "ip" source behind trusted proxies: the peer itself unless it is
-// trusted, then the right-most X-Forwarded-For address that is not trusted (or, if all are,
-// the left-most one). Traefik removes X-Forwarded-For from peers its entry point does not
-// trust before any plugin runs.
-func forwardedClient(req *http.Request, nets []*net.IPNet) string {
-	peer := peerIP(req)
-	if !trustedPeer(nets, peer) {
-		return peer
-	}
-	values := req.Header["X-Forwarded-For"]
-	last := ""
-	for i := len(values) - 1; i >= 0; i-- {
-		parts := strings.Split(values[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			p := strings.TrimSpace(parts[j])
-			if p == "" {
-				continue
-			}
-			ip := parseForwarded(p)
-			if ip == nil {
-				// Not an address (a port, garbage...): it was appended by a trusted proxy
-				// as the peer it saw, so it is the client, as written.
-				return p
-			}
-			last = ip.String()
-			if !trustedPeer(nets, last) {
-				return last
-			}
-		}
-	}
-	if last != "" {
-		return last
-	}
-	return peer
-}
-
-// parseForwarded parses one X-Forwarded-For entry: an address, or an address with a port.
-func parseForwarded(p string) net.IP {
-	ip := net.ParseIP(p)
-	if ip != nil {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(p)
-	if err != nil {
-		return nil
-	}
-	return net.ParseIP(host)
 }

@@ -119,6 +119,7 @@ limits: [{requests: "1000000000", window: 1s}]
 			"PAVILION_BROKER_1_ADDR=" + strings.TrimPrefix(b1.URL, "http://"),
 			"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(b2.URL, "http://"),
 			"PAVILION_RATE_REQUESTS=1000000000",
+			"PAVILION_AUTH_FAILURES=1000000", // the 401 scenario sends invalid tokens from one address
 			"PAVILION_TLS_CERT=" + certs.Cert,
 			"PAVILION_TLS_KEY=" + certs.Key,
 		},

@@ -27,6 +27,7 @@ var placeholders = []placeholder{
 	{"PAVILION_BROKER_2_ADDR", "broker-2.configcheck.invalid:8182", "broker-2-alt.configcheck.invalid:9182"},
 	{"PAVILION_RATE_REQUESTS", "", "250"},
 	{"PAVILION_RATE_WINDOW", "", "2s"},
+	{"PAVILION_AUTH_FAILURES", "", "30"},
 	{"PAVILION_HEALTHCHECK_INTERVAL", "", "7s"},
 	{"PAVILION_HEALTH_CACHE", "", "9s"},
 	{"PAVILION_TLS_CERT", "/configcheck/certs/tls.crt", "/configcheck/alt/tls.crt"},

@@ -25,7 +25,8 @@ import (
 const (
 	allowedOrigin    = "https://portal.pavilion.example" // in dynamic/gateway.yml's allow-list
 	disallowedOrigin = "https://evil.example"
-	rateRequests     = 20 // PAVILION_RATE_REQUESTS for the test: per client (azp) per minute
+	rateRequests     = 20   // PAVILION_RATE_REQUESTS for the test: per client (azp) per minute
+	authFailures     = 1000 // PAVILION_AUTH_FAILURES: the tests send many bad tokens from 127.0.0.1
 	healthInterval   = time.Second
 )
 
@@ -77,6 +78,7 @@ func startStack(t *testing.T) *stack {
 		"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(s.brokers[1].URL, "http://"),
 		"PAVILION_RATE_REQUESTS=" + strconv.Itoa(rateRequests),
 		"PAVILION_RATE_WINDOW=60s",
+		"PAVILION_AUTH_FAILURES=" + strconv.Itoa(authFailures),
 		"PAVILION_HEALTHCHECK_INTERVAL=" + healthInterval.String(),
 		"PAVILION_HEALTH_CACHE=200ms",
 		"PAVILION_TLS_CERT=" + s.certs.Cert,

@@ -57,6 +57,10 @@ bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk,
 keycloak: ## real Keycloak (dev mode, realm demo/keycloak/pavilion-realm.json) in the foreground; Ctrl-C stops it
 	@bash .ci/keycloak run
 
+.PHONY: check-docs
+check-docs: ## docs/configuration.md against the plugins' Config structs and defaults, docs/yaegi.md against the Yaegi guard's rules
+	cd integration && $(GO) test -count=1 ./docscheck/
+
 .PHONY: check-config
 check-config: ## static/, dynamic/ and the compose labels through paerser (Traefik's parser); plugin options decoded strictly, then validated by each plugin's New
 	cd integration && $(GO) run ./cmd/checkconfig -root $(CURDIR)

@@ -1,7 +1,7 @@
 // Package docscheck keeps the reference documents equal to the code: docs/configuration.md
 // to the plugins' Config structs (every option documented, nothing documented that does not
 // exist, every documented default equal to the plugin's), and docs/yaegi.md to the rules the
-// Yaegi guard enforces (yaegi_test.go).
+// Yaegi guard enforces (yaegi_test.go); and the documents' relative links resolve (links_test.go).
 //
 // The reference holds one table per plugin, announced by a marker line:
 //

@@ -142,3 +142,28 @@ func TestMetricsSectionServesMetrics(t *testing.T) {
 		t.Fatalf("POST: %d, want 405", got)
 	}
 }
+
+// TestDurationHintsAreTheDefaults: an invalid duration's error suggests the option's default.
+func TestDurationHintsAreTheDefaults(t *testing.T) {
+	limits := []any{map[string]any{"requests": "1", "window": "1s"}}
+	_, err := newSuite(t, &gateway.Config{
+		JWT: map[string]any{"issuer": "https://kc.example/realms/p", "leeway": "30", "refreshInterval": "15",
+			"minRefreshInterval": "10", "fetchTimeout": "5"},
+		RateLimit: map[string]any{"limits": limits, "redis": map[string]any{"dialTimeout": "250", "timeout": "100"}},
+	})
+	if err == nil {
+		t.Fatal("New accepted durations without units")
+	}
+	for _, want := range []string{
+		`leeway: invalid duration "30" (use e.g. "30s")`,
+		`refreshInterval: invalid duration "15" (use e.g. "15m")`,
+		`minRefreshInterval: invalid duration "10" (use e.g. "10s")`,
+		`fetchTimeout: invalid duration "5" (use e.g. "5s")`,
+		`redis.dialTimeout: invalid duration "250" (use e.g. "250ms")`,
+		`redis.timeout: invalid duration "100" (use e.g. "100ms")`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+}

@@ -36,8 +36,8 @@ type Option struct {
 }
 
 // Options walks the struct that cfg points to (as CreateConfig returns it) and lists every
-// option with its default. Fields of struct type and of list-of-struct type are listed and
-// walked into; maps and other lists are leaves.
+// option with its default. Fields of struct, pointer-to-struct and list-of-struct type are
+// listed and walked into; maps and other lists are leaves.
 func Options(cfg any) ([]Option, []string) {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() == reflect.Pointer {
@@ -66,6 +66,12 @@ func walk(prefix, goPrefix string, v reflect.Value, out *[]Option, problems *[]s
 		switch {
 		case ft.Kind() == reflect.Struct:
 			walk(opt.Key+".", opt.Field+".", v.Field(i), out, problems)
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			elem := reflect.New(ft.Elem()).Elem()
+			if !v.Field(i).IsNil() {
+				elem = v.Field(i).Elem()
+			}
+			walk(opt.Key+".", opt.Field+".", elem, out, problems)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 			walk(opt.Key+"[].", opt.Field+"[].", reflect.New(ft.Elem()).Elem(), out, problems)
 		}

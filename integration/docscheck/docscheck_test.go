@@ -119,6 +119,9 @@ type sample struct {
 	Redis struct {
 		DB int `json:"db,omitempty"`
 	} `json:"redis,omitempty"`
+	Sentinel *struct {
+		MasterName string `json:"masterName,omitempty"`
+	} `json:"sentinel,omitempty"`
 	hidden int // unexported: not an option
 }
 
@@ -134,6 +137,8 @@ const sampleDoc = "# Sample\n\n<!-- options: sample -->\n" +
 	"| `limits[].window` | — | item |\n" +
 	"| `redis` | — | struct |\n" +
 	"| `redis.db` | `0` | nested |\n" +
+	"| `sentinel` | — | pointer |\n" +
+	"| `sentinel.masterName` | — | through a pointer |\n" +
 	"\nText after the table.\n| `notInTable` | — | ignored |\n"
 
 func sampleConfig() *sample {
@@ -154,8 +159,8 @@ func TestCheckerAcceptsMatchingReference(t *testing.T) {
 	if got := Compare("sample", opts, tables["sample"], sampleApplied); len(got) > 0 {
 		t.Fatalf("a reference that matches got problems:\n%s", strings.Join(got, "\n"))
 	}
-	if len(tables["sample"]) != 10 {
-		t.Fatalf("rows %+v, want the 10 of the table only", tables["sample"])
+	if len(tables["sample"]) != 12 {
+		t.Fatalf("rows %+v, want the 12 of the table only", tables["sample"])
 	}
 }
 
@@ -171,6 +176,10 @@ func TestCheckerReportsDrift(t *testing.T) {
 			want: "option `poolSize` (PoolSize) is not documented"},
 		{desc: "nested option without a row", edit: func(d string) string { return strings.Replace(d, "| `redis.db` | `0` | nested |\n", "", 1) },
 			want: "option `redis.db` (Redis.DB) is not documented"},
+		{desc: "option behind a pointer without a row", edit: func(d string) string {
+			return strings.Replace(d, "| `sentinel.masterName` | — | through a pointer |\n", "", 1)
+		},
+			want: "option `sentinel.masterName` (Sentinel.MasterName) is not documented"},
 		{desc: "list item option without a row", edit: func(d string) string { return strings.Replace(d, "| `limits[].window` | — | item |\n", "", 1) },
 			want: "option `limits[].window` (Limits[].Window) is not documented"},
 		{desc: "row of no option", edit: func(d string) string {

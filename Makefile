@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 CACHE    ?= $(HOME)/.cache/pavilion-gateway
 export PAVILION_CACHE := $(CACHE)
 
-.PHONY: help test lint unit fuzz integration traefik demo bench vendor certs
+.PHONY: help test lint unit fuzz integration traefik demo bench vendor certs deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -21,7 +21,10 @@ lint: ## gofmt, go vet (both modules), vendor/ matches go.mod
 	@tmp=$$(mktemp -d); $(GO) mod vendor -o $$tmp/vendor && diff -r vendor $$tmp/vendor >/dev/null \
 	  || { echo "vendor/ is stale: run 'make vendor' and commit"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
 
-unit: ## compiled unit tests of the plugins, the issuer and the demo programs (race detector on)
+deps: ## find or install (apt-get, as root) the system packages the tests need: .ci/deps
+	@bash .ci/deps test
+
+unit: deps ## compiled unit tests of the plugins, the issuer and the demo programs (race detector on)
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## every fuzz target of the plugins, FUZZTIME each (default 10s)
@@ -31,7 +34,7 @@ fuzz: ## every fuzz target of the plugins, FUZZTIME each (default 10s)
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	  done; done
 
-integration: traefik ## plugin tables compiled + under Yaegi, Yaegi guard, real Traefik end to end
+integration: deps traefik ## plugin tables compiled + under Yaegi, Yaegi guard, real Traefik end to end
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) $(GO) test -count=1 -timeout 30m ./...
 
 traefik: ## build the pinned Traefik (with dashboard) into $(CACHE) and print its path
@@ -47,11 +50,16 @@ demo: traefik ## run the gateway demo (Ctrl-C stops everything it started)
 	@bash demo/run
 
 bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk, loopback)
+	@bash .ci/deps bench
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
 
 .PHONY: keycloak
 keycloak: ## real Keycloak (dev mode, realm demo/keycloak/pavilion-realm.json) in the foreground; Ctrl-C stops it
 	@bash .ci/keycloak run
+
+.PHONY: check-docs
+check-docs: ## docs/configuration.md against the plugins' Config structs and defaults, docs/yaegi.md against the Yaegi guard's rules
+	cd integration && $(GO) test -count=1 ./docscheck/
 
 .PHONY: check-config
 check-config: ## static/, dynamic/ and the compose labels through paerser (Traefik's parser); plugin options decoded strictly, then validated by each plugin's New

@@ -23,7 +23,7 @@ import (
 	"github.com/pavilion-trust/gateway/integration/traefiktest"
 )
 
-// Load shape, as in the baseline measurements of findings.md.
+// Load shape of every measurement in docs/performance.md (wrk -t2 -c32).
 var (
 	threads     = envInt("BENCH_THREADS", 2)
 	connections = envInt("BENCH_CONNECTIONS", 32)

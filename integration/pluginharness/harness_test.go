@@ -36,8 +36,8 @@ func builders(t *testing.T) []pluginharness.Builder {
 
 const defaults = `{"greeting":"hello","enabled":true,"retries":3,"max_body_bytes":1024,"origins":null,"headers":{},"rules":null}`
 
-// TestDecoding pins down how Traefik decodes a plugin configuration (see
-// /work/shared/docs/findings.md), and that it is the same compiled and interpreted.
+// TestDecoding pins down how Traefik decodes a plugin configuration (see docs/yaegi.md, "How
+// Traefik hands over the configuration"), and that it is the same compiled and interpreted.
 func TestDecoding(t *testing.T) {
 	tests := []struct {
 		desc    string

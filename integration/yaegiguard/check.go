@@ -2,24 +2,16 @@
 // interpreter embedded in Traefik v3.6.12) runs wrongly or cannot run, so that code which
 // passes its compiled tests cannot break inside Traefik.
 //
+// The rules it enforces — tuple-assign, multi-case, variadic-field, select, errors-as,
+// builtin-minmax, range-int, range-chan-slice — are explained, with what to write instead, in
+// docs/yaegi.md, the one list of rules for plugin code; a rule added here must be added there
+// (integration/docscheck checks that every rule reported here is documented).
+//
 // The rules are mostly syntactic and err on the side of caution; testdata/src/example.com/cases
 // holds, for each rule, forms that Yaegi gets wrong (flagged), forms it gets right (not
-// flagged), and forms flagged although Yaegi gets them right today.
-//
-//   - tuple-assign: a multi-value assignment "a, b = x, y" (several expressions on the right)
-//     where a right-hand expression contains a call (including builtins such as len and
-//     conversions), a composite literal or a channel receive; and "a, b := x, y" or
-//     "var a, b = x, y" where one contains a composite literal or a receive. Yaegi v0.16.1
-//     loses the values of the other expressions. "a, b = f()" (one multi-value call) is fine.
-//   - multi-case: a case clause with several expressions in a switch without tag
-//     ("switch { case x, y: }"): Yaegi evaluates only the first. In a switch with a tag,
-//     several expressions are only allowed when each is a literal, an identifier or a
-//     package-qualified identifier (http.MethodGet): Yaegi skips calls, fields, index and
-//     binary expressions after the first.
-//   - variadic-field: a call of a struct field of variadic function type with more arguments than
-//     parameters (c.logf("%d %v", n, err) with logf func(string, ...any)): Yaegi v0.16.1 panics
-//     compiling it, which, while Traefik imports the plugin, crashes Traefik. This rule uses
-//     types: CheckFiles type-checks each package, resolving the module's own imports.
+// flagged), and forms flagged although Yaegi gets them right today. The rules variadic-field,
+// range-int and range-chan-slice use types: CheckFiles type-checks each package, resolving the
+// module's own imports.
 package yaegiguard
 
 import (

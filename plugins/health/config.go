@@ -296,7 +296,7 @@ func parseDuration(errs *[]error, key, value string, def, lo, hi time.Duration) 
 		return def
 	}
 	n := len(*errs)
-	d := confmap.ParseDuration(errs, key, value, "2s", lo, hi)
+	d := confmap.ParseDuration(errs, key, value, def.String(), lo, hi) // hint: the default
 	if len(*errs) > n {
 		return def
 	}

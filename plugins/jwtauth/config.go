@@ -60,7 +60,7 @@ type Config struct {
 	// FetchTimeout bounds one discovery or JWKS fetch, and how long a request waits for it.
 	// Default 5s.
 	FetchTimeout string `json:"fetchTimeout,omitempty"`
-	// CacheSize bounds the cache of verified tokens (keyed by a SHA-256 of the token, never
+	// CacheSize bounds the cache of verified tokens (keyed by a seeded hash/maphash of the token, never
 	// used past the token's exp). 0 disables it. Default 10000.
 	CacheSize int `json:"cacheSize,omitempty"`
 	// TokenTypes lists the accepted values of the `typ` claim when a token carries one
@@ -205,9 +205,9 @@ func (c *Config) compile() (*settings, error) {
 	}
 
 	s.leeway = confmap.ParseDuration(&errs, "leeway", c.Leeway, "30s", 0, 10*time.Minute)
-	s.refresh = confmap.ParseDuration(&errs, "refreshInterval", c.RefreshInterval, "30s", time.Second, 7*24*time.Hour)
-	s.minRefresh = confmap.ParseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, "30s", time.Second, 24*time.Hour)
-	s.fetchTimeout = confmap.ParseDuration(&errs, "fetchTimeout", c.FetchTimeout, "30s", 10*time.Millisecond, time.Minute)
+	s.refresh = confmap.ParseDuration(&errs, "refreshInterval", c.RefreshInterval, "15m", time.Second, 7*24*time.Hour)
+	s.minRefresh = confmap.ParseDuration(&errs, "minRefreshInterval", c.MinRefreshInterval, "10s", time.Second, 24*time.Hour)
+	s.fetchTimeout = confmap.ParseDuration(&errs, "fetchTimeout", c.FetchTimeout, "5s", 10*time.Millisecond, time.Minute)
 
 	s.scopes = confmap.CleanList(c.RequiredScopes)
 	for _, sc := range s.scopes {

@@ -195,7 +195,7 @@ func (c *Config) compile() (*settings, error) {
 	if s.db < 0 {
 		bad("redis.db", "must be 0 or more, got %d", s.db)
 	}
-	s.dialTimeout = confmap.ParseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, "100ms", minCommandDuration, maxDialTimeout)
+	s.dialTimeout = confmap.ParseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, "250ms", minCommandDuration, maxDialTimeout)
 	s.timeout = confmap.ParseDuration(&errs, "redis.timeout", c.Redis.Timeout, "100ms", minCommandDuration, maxCommandTimeout)
 	if s.poolSize < 1 || s.poolSize > maxPoolSize {
 		bad("redis.poolSize", "must be between 1 and %d, got %d", maxPoolSize, s.poolSize)

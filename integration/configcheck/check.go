@@ -28,6 +28,8 @@ type Paths struct {
 	Static  string // static/traefik.yml
 	Dynamic string // dynamic/
 	Compose string // demo/docker-compose.yml
+	// Kubernetes is deploy/kubernetes: the Middleware resources' plugin options.
+	Kubernetes string
 }
 
 func (p Paths) withDefaults() Paths {
@@ -39,6 +41,9 @@ func (p Paths) withDefaults() Paths {
 	}
 	if p.Compose == "" {
 		p.Compose = filepath.Join(p.Root, "demo", "docker-compose.yml")
+	}
+	if p.Kubernetes == "" {
+		p.Kubernetes = filepath.Join(p.Root, "deploy", "kubernetes")
 	}
 	return p
 }
@@ -137,6 +142,9 @@ func Check(paths Paths) *Report {
 
 	// Compose labels.
 	labels := checkCompose(r, paths, rel, plugins, moduleOf)
+
+	// Kubernetes Middleware resources.
+	checkKubernetes(r, paths.Root, paths.Kubernetes, rel)
 
 	// Labels and YAML describe the same middlewares.
 	for _, name := range sortedKeys(labels) {

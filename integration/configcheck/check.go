@@ -143,6 +143,9 @@ func Check(paths Paths) *Report {
 	// Compose labels.
 	labels := checkCompose(r, paths, rel, plugins, moduleOf)
 
+	// The compose file as the Compose loader reads it, against static/.
+	checkComposeSpec(r, paths, rel)
+
 	// Kubernetes Middleware resources.
 	checkKubernetes(r, paths.Root, paths.Kubernetes, rel)
 
@@ -402,6 +405,11 @@ func checkCompose(r *Report, paths Paths, rel func(string) string, plugins map[s
 		if err != nil {
 			r.problem("%s: service %s: labels: %v", where, svc, err)
 			continue
+		}
+		for k, v := range lbls { // ${X:-default}, as compose interpolates with X unset
+			if lbls[k], err = composeDefaults(v); err != nil {
+				r.problem("%s: service %s: label %s: %v", where, svc, k, err)
+			}
 		}
 		var conf dynamicConfig
 		conf.HTTP = &httpConfig{}

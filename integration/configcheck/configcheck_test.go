@@ -31,7 +31,7 @@ func repoRoot(t *testing.T) string {
 func tempCopy(t *testing.T, edits map[string][][2]string) string {
 	t.Helper()
 	src, dst := repoRoot(t), t.TempDir()
-	files := []string{"static/traefik.yml", "demo/docker-compose.yml"}
+	files := []string{"static/traefik.yml", "demo/docker-compose.yml", ".ci/keycloak"}
 	entries, err := os.ReadDir(filepath.Join(src, "dynamic"))
 	if err != nil {
 		t.Fatal(err)
@@ -263,4 +263,25 @@ func TestMalformedSecretURNInManifest(t *testing.T) {
 	root := tempCopy(t, nil)
 	withKubernetes(t, root, [2]string{"          password: urn:k8s:secret:pavilion-redis:password", "          password: urn:k8s:secret:pavilion-redis"})
 	wantProblem(t, Check(Paths{Root: root}), "deploy/kubernetes/middlewares.yaml", "rateLimit.redis.password", "urn:k8s:secret:<secret>:<key>")
+}
+
+func TestComposeInsecureAPI(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"      - --api.insecure=false", "      - --api.insecure=true"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "api.insecure", `"true", static "false"`)
+}
+
+func TestComposeRefusedByLoader(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"    profiles: [keycloak]", "    profiles: [keycloak]\n    healthcheks: {}"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "Compose loader refuses it", "healthcheks")
+}
+
+func TestComposeKeycloakVersion(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"quay.io/keycloak/keycloak:26.5.6", "quay.io/keycloak/keycloak:latest"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "keycloak image", ".ci/keycloak")
 }

@@ -655,6 +655,40 @@ func TestCRDProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("a rotated Secret reaches the plugin through the watch", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rdb := redis.NewClient(&redis.Options{Addr: c.rds.Addr(), Password: c.redisPass})
+		defer rdb.Close()
+		rotated := randomHex(t, 16)
+		if err := rdb.ConfigSet(ctx, "requirepass", rotated).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.api.Put(map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+			"metadata": map[string]any{"name": "pavilion-redis", "namespace": namespace},
+			"data":     map[string]any{"password": base64.StdEncoding.EncodeToString([]byte(rotated))}}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for dig(c.middleware(t, "pavilion"), "plugin", "pavilion", "rateLimit", "redis", "password") != rotated {
+			if time.Now().After(deadline) {
+				t.Fatal("Traefik still has the old password 30s after the Secret changed")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		a := c.get(t, c.https+"/api/v1/accounts", c.token(t, client+"-rotated"))
+		if a.status != http.StatusOK {
+			t.Fatalf("after the rotation: %d %s", a.status, a.body)
+		}
+		after := redis.NewClient(&redis.Options{Addr: c.rds.Addr(), Password: rotated})
+		defer after.Close()
+		keys, err := after.Keys(ctx, "*"+client+"-rotated*").Result()
+		t.Logf("after the Secret changed, Traefik's API shows the new password and Redis holds %v", keys)
+		if err != nil || len(keys) == 0 {
+			t.Errorf("no rate-limit key for the request after the rotation (%v): the plugin did not count in Redis with the new password", err)
+		}
+	})
+
 	t.Run("the stand-in API saw only authenticated list and watch requests", func(t *testing.T) {
 		reqs, unauth := c.api.Requests()
 		if unauth != 0 {

@@ -306,7 +306,6 @@ func (s *APIServer) watch(w http.ResponseWriter, r *http.Request, res resource, 
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	flusher.Flush()
 	var deadline <-chan time.Time

@@ -276,7 +276,7 @@ experimental:
 	c.waitRouters(t, "api-v1", "health", "internal")
 }
 
-// router finds the router Traefik built from IngressRoute name (<namespace>-<name>-<hash>).
+// routers is Traefik's list of HTTP routers.
 func (c *cluster) routers(t *testing.T) []map[string]any {
 	t.Helper()
 	var rs []map[string]any
@@ -286,6 +286,8 @@ func (c *cluster) routers(t *testing.T) []map[string]any {
 	return rs
 }
 
+// routerOf returns the routers Traefik built from an IngressRoute: <namespace>-<name>-<hash
+// of the rule>@kubernetescrd, one per route.
 func routerOf(rs []map[string]any, ingressRoute string) []map[string]any {
 	var out []map[string]any
 	for _, r := range rs {
@@ -740,6 +742,8 @@ type helmValues struct {
 			ModuleName string `yaml:"moduleName"`
 			Type       string `yaml:"type"`
 			MountPath  string `yaml:"mountPath"`
+			VolumeName string `yaml:"volumeName"`
+			SubPath    string `yaml:"subPath"`
 		} `yaml:"localPlugins"`
 	} `yaml:"experimental"`
 	API struct {
@@ -761,6 +765,23 @@ type helmValues struct {
 		} `yaml:"prometheus"`
 	} `yaml:"metrics"`
 	ExtraObjects []map[string]any `yaml:"extraObjects"`
+	Volumes      []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		Type      string `yaml:"type"`
+	} `yaml:"volumes"`
+	Deployment struct {
+		InitContainers []struct {
+			Command      []string `yaml:"command"`
+			VolumeMounts []struct {
+				Name      string `yaml:"name"`
+				MountPath string `yaml:"mountPath"`
+			} `yaml:"volumeMounts"`
+		} `yaml:"initContainers"`
+		AdditionalVolumes []struct {
+			Name string `yaml:"name"`
+		} `yaml:"additionalVolumes"`
+	} `yaml:"deployment"`
 }
 
 func loadHelmValues(root string) (helmValues, error) {
@@ -815,10 +836,37 @@ func TestHelmValues(t *testing.T) {
 	if v.Metrics.Prometheus.EntryPoint != "traefik" || !v.Experimental.AbortOnPluginFailure {
 		t.Errorf("metrics on %q, abortOnPluginFailure %t: want traefik, true", v.Metrics.Prometheus.EntryPoint, v.Experimental.AbortOnPluginFailure)
 	}
-	for name, p := range v.Experimental.LocalPlugins {
-		if p.Type != "localPath" || p.MountPath != "/plugins-local/src/"+p.ModuleName {
-			t.Errorf("local plugin %s: type %q mountPath %q, want localPath at /plugins-local/src/%s", name, p.Type, p.MountPath, p.ModuleName)
+	// The init container fills a volume of the pod from the image's plugin tree; every local
+	// plugin mounts that volume (at its sub-directory) where Traefik looks for its module.
+	volumes := map[string]bool{}
+	for _, av := range v.Deployment.AdditionalVolumes {
+		volumes[av.Name] = true
+	}
+	filled := map[string]bool{}
+	for _, ic := range v.Deployment.InitContainers {
+		for _, vm := range ic.VolumeMounts {
+			if strings.Contains(strings.Join(ic.Command, " "), "/plugins-local/src/"+pluginharness.RootModule+"/. "+vm.MountPath) {
+				filled[vm.Name] = true
+			}
 		}
+	}
+	for name, p := range v.Experimental.LocalPlugins {
+		sub := strings.TrimPrefix(strings.TrimPrefix(p.ModuleName, pluginharness.RootModule), "/")
+		if p.Type != "localPath" || p.MountPath != "/plugins-local/src/"+p.ModuleName || p.SubPath != sub {
+			t.Errorf("local plugin %s: type %q mountPath %q subPath %q, want localPath at /plugins-local/src/%s, subPath %q", name, p.Type, p.MountPath, p.SubPath, p.ModuleName, sub)
+		}
+		if !volumes[p.VolumeName] || !filled[p.VolumeName] {
+			t.Errorf("local plugin %s: volume %q is not an additional volume filled by an init container from the image's plugin tree", name, p.VolumeName)
+		}
+	}
+	certDir := ""
+	for _, vol := range v.Volumes {
+		if vol.Name == "pavilion-gateway-tls" && vol.Type == "secret" {
+			certDir = vol.MountPath
+		}
+	}
+	if certDir == "" || !strings.HasPrefix(prodCertPath, certDir+"/") {
+		t.Errorf("the TLS Secret is mounted at %q; the health middleware reads %s", certDir, prodCertPath)
 	}
 	ms, err := Load(root, nil)
 	if err != nil {

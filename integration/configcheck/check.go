@@ -28,6 +28,8 @@ type Paths struct {
 	Static  string // static/traefik.yml
 	Dynamic string // dynamic/
 	Compose string // demo/docker-compose.yml
+	// Kubernetes is deploy/kubernetes: the Middleware resources' plugin options.
+	Kubernetes string
 }
 
 func (p Paths) withDefaults() Paths {
@@ -39,6 +41,9 @@ func (p Paths) withDefaults() Paths {
 	}
 	if p.Compose == "" {
 		p.Compose = filepath.Join(p.Root, "demo", "docker-compose.yml")
+	}
+	if p.Kubernetes == "" {
+		p.Kubernetes = filepath.Join(p.Root, "deploy", "kubernetes")
 	}
 	return p
 }
@@ -137,6 +142,12 @@ func Check(paths Paths) *Report {
 
 	// Compose labels.
 	labels := checkCompose(r, paths, rel, plugins, moduleOf)
+
+	// The compose file as the Compose loader reads it, against static/.
+	checkComposeSpec(r, paths, rel)
+
+	// Kubernetes Middleware resources.
+	checkKubernetes(r, paths.Root, paths.Kubernetes, rel)
 
 	// Labels and YAML describe the same middlewares.
 	for _, name := range sortedKeys(labels) {
@@ -394,6 +405,11 @@ func checkCompose(r *Report, paths Paths, rel func(string) string, plugins map[s
 		if err != nil {
 			r.problem("%s: service %s: labels: %v", where, svc, err)
 			continue
+		}
+		for k, v := range lbls { // ${X:-default}, as compose interpolates with X unset
+			if lbls[k], err = composeDefaults(v); err != nil {
+				r.problem("%s: service %s: label %s: %v", where, svc, k, err)
+			}
 		}
 		var conf dynamicConfig
 		conf.HTTP = &httpConfig{}

@@ -31,7 +31,7 @@ func repoRoot(t *testing.T) string {
 func tempCopy(t *testing.T, edits map[string][][2]string) string {
 	t.Helper()
 	src, dst := repoRoot(t), t.TempDir()
-	files := []string{"static/traefik.yml", "demo/docker-compose.yml"}
+	files := []string{"static/traefik.yml", "demo/docker-compose.yml", ".ci/keycloak"}
 	entries, err := os.ReadDir(filepath.Join(src, "dynamic"))
 	if err != nil {
 		t.Fatal(err)
@@ -206,4 +206,82 @@ func TestLabelsUseAnotherPlugin(t *testing.T) {
 			"  traefik.http.middlewares.pavilion.plugin.pavilion.requestId.header: X-Request-Id\n  traefik.http.middlewares.pavilion.plugin.requestid.header: X-Request-Id\n"},
 	}})
 	wantProblem(t, Check(Paths{Root: root}), `middleware "pavilion" differs`, "plugin: dynamic/ uses pavilion, labels use pavilion,requestid")
+}
+
+// withKubernetes copies deploy/kubernetes into root, applying edits to middlewares.yaml (old
+// must occur exactly once).
+func withKubernetes(t *testing.T, root string, edits ...[2]string) {
+	t.Helper()
+	src := filepath.Join(repoRoot(t), "deploy", "kubernetes")
+	dst := filepath.Join(root, "deploy", "kubernetes")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if e.Name() == "middlewares.yaml" {
+			for _, ed := range edits {
+				if n := strings.Count(s, ed[0]); n != 1 {
+					t.Fatalf("middlewares.yaml: %q occurs %d times, want 1", ed[0], n)
+				}
+				s = strings.Replace(s, ed[0], ed[1], 1)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestKubernetesManifestsChecked(t *testing.T) {
+	root := tempCopy(t, nil)
+	withKubernetes(t, root)
+	r := Check(Paths{Root: root})
+	if err := r.Err(); err != nil {
+		t.Fatalf("deploy/kubernetes fails the check:\n%v", err)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "plugin options of Middleware pavilion, health, pavilion-metrics checked") {
+		t.Errorf("notes do not show the Kubernetes middlewares checked:\n%s", strings.Join(r.Notes, "\n"))
+	}
+}
+
+func TestMisspelledKeyInManifest(t *testing.T) {
+	root := tempCopy(t, nil)
+	withKubernetes(t, root, [2]string{"        requiredRoles: [broker-user]", "        requiredRole: [broker-user]"})
+	wantProblem(t, Check(Paths{Root: root}), "deploy/kubernetes/middlewares.yaml", "Middleware pavilion", "requiredRole", "unknown option")
+}
+
+func TestMalformedSecretURNInManifest(t *testing.T) {
+	root := tempCopy(t, nil)
+	withKubernetes(t, root, [2]string{"          password: urn:k8s:secret:pavilion-redis:password", "          password: urn:k8s:secret:pavilion-redis"})
+	wantProblem(t, Check(Paths{Root: root}), "deploy/kubernetes/middlewares.yaml", "rateLimit.redis.password", "urn:k8s:secret:<secret>:<key>")
+}
+
+func TestComposeInsecureAPI(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"      - --api.insecure=false", "      - --api.insecure=true"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "api.insecure", `"true", static "false"`)
+}
+
+func TestComposeRefusedByLoader(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"    profiles: [keycloak]", "    profiles: [keycloak]\n    healthcheks: {}"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "Compose loader refuses it", "healthcheks")
+}
+
+func TestComposeKeycloakVersion(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{composeYML: {
+		{"quay.io/keycloak/keycloak:26.5.6", "quay.io/keycloak/keycloak:latest"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), composeYML, "keycloak image", ".ci/keycloak")
 }

@@ -19,6 +19,7 @@ func main() {
 	flag.StringVar(&p.Static, "static", "", "static configuration (default <root>/static/traefik.yml)")
 	flag.StringVar(&p.Dynamic, "dynamic", "", "dynamic configuration directory (default <root>/dynamic)")
 	flag.StringVar(&p.Compose, "compose", "", "compose file whose labels are checked (default <root>/demo/docker-compose.yml)")
+	flag.StringVar(&p.Kubernetes, "kubernetes", "", "Kubernetes manifests whose Middleware plugin options are checked (default <root>/deploy/kubernetes)")
 	flag.Parse()
 	if p.Root == "" {
 		root, err := findRoot()

@@ -30,7 +30,8 @@ var (
 	latencyRates    = envInts("BENCH_RATES", []int{500, 1000, 2000})
 	latencyDuration = envDuration("BENCH_LATENCY_DURATION", 10*time.Second)
 	latencyRounds   = envInt("BENCH_LATENCY_ROUNDS", 3)
-	latencyOnly     = os.Getenv("BENCH_SCENARIOS") // comma-separated scenario keys; empty: all
+	latencyOnly     = os.Getenv("BENCH_SCENARIOS")      // comma-separated scenario keys; empty: all
+	timeline        = os.Getenv("BENCH_TIMELINE") != "" // log the slowest 100 ms slots of each run
 )
 
 // latencyScenario is one kind of request, sent at each rate.
@@ -255,14 +256,31 @@ func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d t
 	start := time.Now()
 	res := latencyResult{rate: float64(rate), codes: map[uint16]int{}}
 	var lat []time.Duration
+	var worst [][2]time.Duration // per 100 ms of send time: max latency, for BENCH_TIMELINE
 	for r := range a.Attack(vegeta.NewStaticTargeter(s.target), vegeta.Rate{Freq: rate, Per: time.Second}, d, s.key) {
 		lat = append(lat, r.Latency)
+		if timeline {
+			slot := int(r.Timestamp.Sub(start) / (100 * time.Millisecond))
+			for len(worst) <= slot {
+				worst = append(worst, [2]time.Duration{time.Duration(len(worst)) * 100 * time.Millisecond, 0})
+			}
+			if r.Latency > worst[slot][1] {
+				worst[slot][1] = r.Latency
+			}
+		}
 		res.codes[r.Code]++
 		if r.Code != want { // 0: no answer (vegeta's Error says why)
 			res.failed++
 		}
 	}
 	elapsed := time.Since(start)
+	if timeline {
+		sort.Slice(worst, func(i, j int) bool { return worst[i][1] > worst[j][1] })
+		if len(worst) > 5 {
+			worst = worst[:5]
+		}
+		t.Logf("%s @%d/s: worst 100 ms slots (send offset, max latency): %v", s.key, rate, worst)
+	}
 	tc, mc, rc = processCPU(t, pid)-tc, machineCPU(t)-mc, rig()-rc
 	res.n = len(lat)
 	if res.n == 0 {

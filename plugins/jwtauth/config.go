@@ -42,6 +42,13 @@ type Config struct {
 	// receives; arrays are joined with ",". Setting it replaces the default map (see
 	// DefaultClaimHeaders). Headers named here that the client sent are always removed.
 	ClaimHeaders map[string]string `json:"claimHeaders,omitempty"`
+	// ClaimHeaderList is claimHeaders written as a list, [{claim, header}], for Docker labels:
+	// Traefik splits label keys at dots, so a claim path such as realm_access.roles cannot be
+	// a claimHeaders key there (claimHeaderList[0].claim=realm_access.roles can). Both forms
+	// may be given: their entries are merged, and each header may receive one claim only
+	// (a header named twice, in one form or across both, is an error). Setting either one
+	// replaces the default map.
+	ClaimHeaderList []ClaimHeader `json:"claimHeaderList,omitempty"`
 	// ForwardToken: false removes the Authorization header (and the token cookie) before the
 	// upstream. Default true.
 	ForwardToken bool `json:"forwardToken,omitempty"`
@@ -66,6 +73,14 @@ type Config struct {
 	// (case-insensitive). Default [Bearer]: Keycloak access tokens; its ID and refresh tokens
 	// (typ ID, Refresh) are refused. "*" accepts any.
 	TokenTypes []string `json:"tokenTypes,omitempty"`
+}
+
+// ClaimHeader is one claimHeaderList entry.
+type ClaimHeader struct {
+	// Claim is the claim path, dots for nesting (realm_access.roles).
+	Claim string `json:"claim,omitempty"`
+	// Header is the request header the upstream receives (X-Auth-Roles).
+	Header string `json:"header,omitempty"`
 }
 
 // DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
@@ -202,8 +217,15 @@ func (c *Config) compile() (*settings, error) {
 		s.roles = append(s.roles, req)
 	}
 
+	// claimHeaders (sorted by claim path), then claimHeaderList (in order): one entry each.
+	type claimEntry struct {
+		claimKey, headerKey string // the options named by errors
+		name                string // the entry in messages: the claim path, or claimHeaderList[i]
+		claim, header       string
+	}
+	var entries []claimEntry
 	claimHeaders := c.ClaimHeaders
-	if len(claimHeaders) == 0 {
+	if len(claimHeaders) == 0 && len(c.ClaimHeaderList) == 0 {
 		claimHeaders = DefaultClaimHeaders()
 	}
 	paths := make([]string, 0, len(claimHeaders))
@@ -211,21 +233,28 @@ func (c *Config) compile() (*settings, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	seen := map[string]string{}
 	for _, p := range paths {
-		h := http.CanonicalHeaderKey(strings.TrimSpace(claimHeaders[p]))
-		cp := strings.TrimSpace(p)
+		entries = append(entries, claimEntry{claimKey: "claimHeaders", headerKey: "claimHeaders: " + p, name: p, claim: p, header: claimHeaders[p]})
+	}
+	for i, e := range c.ClaimHeaderList {
+		k := fmt.Sprintf("claimHeaderList[%d]", i)
+		entries = append(entries, claimEntry{claimKey: k + ".claim", headerKey: k + ".header", name: k, claim: e.Claim, header: e.Header})
+	}
+	seen := map[string]string{}
+	for _, e := range entries {
+		h := http.CanonicalHeaderKey(strings.TrimSpace(e.header))
+		cp := strings.TrimSpace(e.claim)
 		switch {
 		case cp == "" || strings.Contains(cp, ".."):
-			bad("claimHeaders", "invalid claim path %q", p)
+			bad(e.claimKey, "invalid claim path %q", e.claim)
 		case !confmap.IsToken(h):
-			bad("claimHeaders", "%s: invalid header name %q", p, claimHeaders[p])
+			bad(e.headerKey, "invalid header name %q", e.header)
 		case reservedHeaders[h]:
-			bad("claimHeaders", "%s: header %q is reserved", p, h)
+			bad(e.headerKey, "header %q is reserved", h)
 		case seen[h] != "":
-			bad("claimHeaders", "%s and %s both map to header %q", seen[h], p, h)
+			bad(e.claimKey, "%s and %s both map to header %q", seen[h], e.name, h)
 		default:
-			seen[h] = p
+			seen[h] = e.name
 			s.headers = append(s.headers, claimHeader{path: strings.Split(cp, "."), header: h})
 		}
 	}

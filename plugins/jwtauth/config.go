@@ -6,6 +6,7 @@
 package jwtauth
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -73,6 +74,12 @@ type Config struct {
 	// (case-insensitive). Default [Bearer]: Keycloak access tokens; its ID and refresh tokens
 	// (typ ID, Refresh) are refused. "*" accepts any.
 	TokenTypes []string `json:"tokenTypes,omitempty"`
+	// CAFile is a PEM bundle of CA certificates that discovery and JWKS fetches over HTTPS
+	// trust instead of the system roots: for a Keycloak behind a private CA. Only these
+	// certificates are trusted (put public roots in the bundle too if the issuer may also
+	// present a publicly issued certificate). Read once in New; a missing or invalid file is a
+	// configuration error. Default "": the system roots.
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // ClaimHeader is one claimHeaderList entry.
@@ -142,6 +149,8 @@ type settings struct {
 	tokenTypes   map[string]bool
 	strip        map[string]bool // canonical header names removed from every request
 	anyType      bool
+	caPool       *x509.CertPool // nil: the system roots
+	caSum        string         // the CA file's content hash (shared JWKS cache key)
 }
 
 var supportedAlgorithms = map[string]bool{
@@ -269,6 +278,16 @@ func (c *Config) compile() (*settings, error) {
 			s.anyType = true
 		}
 		s.tokenTypes[strings.ToLower(t)] = true
+	}
+
+	if ca := strings.TrimSpace(c.CAFile); ca != "" {
+		pool, sum, err := confmap.CAFile(ca)
+		if err != nil {
+			bad("caFile", "%v", err)
+		} else {
+			s.caPool = pool
+			s.caSum = sum
+		}
 	}
 
 	s.cookie = strings.TrimSpace(c.TokenCookie)

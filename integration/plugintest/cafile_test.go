@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,7 +39,7 @@ func httpsJWKS(t *testing.T, jwksURL string) (*httptest.Server, devca.Files) {
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	// The JWKS server's own handshake failures (a client that does not trust it) are expected.
-	srv.Config.ErrorLog = nil
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, files

@@ -2,6 +2,7 @@ package plugintest
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,6 +221,36 @@ func TestSuiteLabelSafeForms(t *testing.T) {
 				"claimHeaderList": []any{map[string]any{"claim": "azp", "header": "X-Who"}}}}, "suite")
 			if err == nil || !strings.Contains(err.Error(), `jwt: jwtauth "suite": claimHeaderList[0].claim: sub and claimHeaderList[0] both map to header "X-Who"`) {
 				t.Fatalf("a header in both forms: %v", err)
+			}
+		})
+	}
+}
+
+// TestSuiteCRDShapes: a Kubernetes Middleware's spec.plugin reaches the plugin through JSON
+// (Traefik's CRD provider marshals spec.plugin and unmarshals it into map[string]any): an
+// empty object stays an empty map, numbers are float64, booleans bool. The suite takes them,
+// compiled and under Yaegi.
+func TestSuiteCRDShapes(t *testing.T) {
+	iss := suiteIssuer(t)
+	spec := `{"pavilion": {"requestId": {}, "jwt": {"issuer": "` + iss.IssuerURL() + `", "cacheSize": 100, "optional": true,
+		"claimHeaderList": [{"claim": "realm_access.roles", "header": "X-Roles"}]}}}`
+	var plugin map[string]map[string]any
+	if err := json.Unmarshal([]byte(spec), &plugin); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range suiteBuilders(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			up := &upstream{}
+			h, err := b.New(ctx, up, plugin["pavilion"], "crd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+			if w.Code != 200 || w.Header().Get("X-Request-Id") == "" || !up.called {
+				t.Fatalf("anonymous (optional) request: %d, id %q", w.Code, w.Header().Get("X-Request-Id"))
 			}
 		})
 	}

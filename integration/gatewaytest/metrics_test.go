@@ -185,7 +185,8 @@ func TestPluginMetricsAndLogs(t *testing.T) {
 				limited = m
 			}
 		}
-		if limited == nil || limited["request_id"] == "" || limited["limit"] != "1m" {
+		if limited == nil || limited["request_id"] == "" || limited["limit"] != "1m" || limited["level"] != "info" ||
+			limited["middlewareName"] != mw || limited["component"] != "ratelimit" || limited["message"] != "request rate-limited" {
 			t.Errorf("rate_limited line: %v", limited)
 		}
 		if strings.Contains(s.gw.Output(), "gatewaytest-metrics-limited") {

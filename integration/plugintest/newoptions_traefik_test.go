@@ -2,6 +2,7 @@ package plugintest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/pavilion-trust/gateway/demo/certs/devca"
@@ -68,5 +69,31 @@ func TestNewOptionsThroughTraefik(t *testing.T) {
 	}
 	if a := rlDo(t, gw.URL+"/wrongca/api/v1/x", "Authorization", "Bearer "+svc); a.code() != 401 {
 		t.Fatalf("caFile of another CA: %d %s", a.code(), a.body)
+	}
+}
+
+// TestHealthJWKSCAFileThroughTraefik: the health plugin's jwks check trusts jwksCaFile
+// through a real Traefik; without it the same check fails (the system roots do not know the
+// development CA).
+func TestHealthJWKSCAFileThroughTraefik(t *testing.T) {
+	iss := startIssuer(t)
+	srv, files := httpsJWKS(t, iss.JWKSURL())
+	dyn := "http:\n  routers:\n"
+	for _, r := range []string{"withca", "noca"} {
+		dyn += fmt.Sprintf("    %s:\n      entryPoints: [web]\n      rule: Path(`/%s`)\n      middlewares: [%s]\n      service: noop@internal\n", r, r, r)
+	}
+	dyn += "  middlewares:\n" +
+		traefiktest.PluginMiddleware("withca", "health", map[string]any{"jwks": []any{srv.URL + "/certs"}, "jwksCaFile": files.CACert, "cacheFor": "0s"}) +
+		traefiktest.PluginMiddleware("noca", "health", map[string]any{"jwks": []any{srv.URL + "/certs"}, "cacheFor": "0s"})
+	gw := traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: map[string]string{"health": healthImport},
+		WaitRouters: []string{"withca@file", "noca@file"}, AbortOnPluginFailure: true})
+	for _, c := range []struct {
+		path, status string
+		code         int
+	}{{"/withca", `"status":"pass"`, 200}, {"/noca", `"status":"fail"`, 503}} {
+		a := rlDo(t, gw.URL+c.path)
+		if a.code() != c.code || !strings.Contains(string(a.body), c.status) {
+			t.Errorf("%s: %d %s, want %d with %s", c.path, a.code(), a.body, c.code, c.status)
+		}
 	}
 }

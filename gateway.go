@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 
 	"github.com/pavilion-trust/gateway/plugins/confmap"
 	"github.com/pavilion-trust/gateway/plugins/jwtauth"
@@ -24,22 +25,25 @@ import (
 	"github.com/pavilion-trust/gateway/plugins/requestid"
 )
 
-// Config holds the three sections as Traefik hands them over; New decodes each one into its
-// plugin's configuration (see plugins/confmap for why).
+// Config holds the sections as Traefik hands them over; New decodes each one into its
+// plugin's configuration (see plugins/confmap for why). A section is an any, not a map:
+// Traefik hands a section written as an empty map (`requestId: {}` in YAML, an empty TOML
+// table, an empty label value) over as the empty string, which a map field would refuse
+// before New runs. See Section for the values a section may hold.
 type Config struct {
 	// RequestID configures the requestid step (plugins/requestid). Absent: off.
-	RequestID map[string]any `json:"requestId,omitempty"`
+	RequestID any `json:"requestId,omitempty"`
 	// JWT configures the jwtauth step (plugins/jwtauth). Absent: off.
-	JWT map[string]any `json:"jwt,omitempty"`
+	JWT any `json:"jwt,omitempty"`
 	// RateLimit configures the ratelimit step (plugins/ratelimit). Absent: off.
-	RateLimit map[string]any `json:"rateLimit,omitempty"`
+	RateLimit any `json:"rateLimit,omitempty"`
 	// Metrics makes this middleware the metrics endpoint: it answers GET and HEAD with the
 	// counters of every suite middleware of the interpreter in the Prometheus text format
 	// (version 0.0.4), and never calls the next handler. Absent: off. It cannot be combined
 	// with the other sections. Options: enabled (default true; give it, as Traefik may drop
 	// an empty section). Route it on the internal entry point only: it tells who is refused
 	// and why.
-	Metrics map[string]any `json:"metrics,omitempty"`
+	Metrics any `json:"metrics,omitempty"`
 }
 
 // MetricsConfig is the metrics section.
@@ -67,8 +71,13 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	// step decodes a section present into cfg (a reflect.Value: an interpreted *Config passed
 	// as any loses its type under Yaegi) and wraps h with build's middleware; a problem
 	// is reported under the section's name.
-	step := func(section string, raw map[string]any, cfg reflect.Value, build func(next http.Handler) (http.Handler, error)) {
-		if raw == nil {
+	step := func(section string, value any, cfg reflect.Value, build func(next http.Handler) (http.Handler, error)) {
+		raw, on, err := Section(value)
+		if err != nil {
+			errs = append(errs, prefix(section, err))
+			return
+		}
+		if !on {
 			return
 		}
 		if err := confmap.Decode(raw, cfg); err != nil {
@@ -94,6 +103,31 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	return h, nil
 }
 
+// Section reads one section's value as Traefik hands it over: absent (nil) is off; a map
+// holds the section's options; an empty map (which Traefik turns into "" for YAML, TOML and
+// labels, and keeps as an empty map for Kubernetes CRDs) and the value true (a label such as
+// `…plugin.pavilion.requestId=true`, as Traefik's own option-less middlewares are written in
+// labels) mean on, with the step's defaults. Anything else is an error naming the value.
+func Section(value any) (map[string]any, bool, error) {
+	if value == nil {
+		return nil, false, nil
+	}
+	if m, ok := value.(map[string]any); ok {
+		return m, true, nil
+	}
+	if b, ok := value.(bool); ok && b {
+		return map[string]any{}, true, nil
+	}
+	if s, ok := value.(string); ok {
+		t := strings.TrimSpace(s)
+		if t == "" || t == "{}" || strings.EqualFold(t, "true") {
+			return map[string]any{}, true, nil
+		}
+		return nil, false, fmt.Errorf("expected a map of options, {} or true (on with defaults), got %q", s)
+	}
+	return nil, false, fmt.Errorf("expected a map of options, {} or true (on with defaults), got %T", value)
+}
+
 func prefix(section string, err error) error {
 	return fmt.Errorf("%s: %w", section, err)
 }
@@ -103,8 +137,12 @@ func newMetrics(config *Config, name string) (http.Handler, error) {
 	if config.RequestID != nil || config.JWT != nil || config.RateLimit != nil {
 		return nil, fmt.Errorf("pavilion %q: metrics: cannot be combined with requestId, jwt or rateLimit (it answers every request itself)", name)
 	}
+	raw, _, err := Section(config.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("metrics", err))
+	}
 	c := &MetricsConfig{Enabled: true}
-	if err := confmap.Decode(config.Metrics, reflect.ValueOf(c)); err != nil {
+	if err := confmap.Decode(raw, reflect.ValueOf(c)); err != nil {
 		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("metrics", err))
 	}
 	if !c.Enabled {

@@ -131,6 +131,11 @@ limits: [{requests: "1000000000", window: 1s}]
       rule: PathPrefix(` + "`/native/api/v1/`" + `)
       middlewares: [security-headers, cors, compress]
       service: core-broker
+    # Profiling (api.debug): the pprof handlers of api@internal, internal entry point only.
+    bench-debug:
+      entryPoints: [traefik]
+      rule: PathPrefix(` + "`/debug/`" + `)
+      service: api@internal
 `},
 		Wait:  []string{"api-v1@file", "native-chain@file"},
 		Debug: os.Getenv("PAVILION_PROFILE") != "",

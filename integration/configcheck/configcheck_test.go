@@ -7,15 +7,6 @@ import (
 	"testing"
 )
 
-// TestMain sends the plugins' operator log to /dev/null: jwtauth.New starts one JWKS
-// discovery even with a cancelled context, and logs its (expected) failure to os.Stderr.
-func TestMain(m *testing.M) {
-	if devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-		os.Stderr = devnull
-	}
-	os.Exit(m.Run())
-}
-
 // repoRoot is the repository (integration/configcheck is two levels below it).
 func repoRoot(t *testing.T) string {
 	t.Helper()

@@ -86,14 +86,18 @@ func suiteConfig(opts map[string]any) (*gateway.Config, map[string]map[string]an
 	sections := map[string]map[string]any{}
 	var errs []error
 	for _, k := range sortedKeys(opts) {
-		m, isMap := opts[k].(map[string]any)
 		lk := strings.ToLower(k)
 		if _, known := suiteSections[lk]; !known {
 			errs = append(errs, fmt.Errorf("%s: unknown option (sections: requestId, jwt, rateLimit, metrics)", k))
 			continue
 		}
-		if !isMap {
-			errs = append(errs, fmt.Errorf("%s: expected a map of options, got %T", k, opts[k]))
+		// As gateway.New reads it: a map, or an empty map handed over as "" (or true).
+		m, on, err := gateway.Section(opts[k])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
+		}
+		if !on {
 			continue
 		}
 		sections[lk] = m

@@ -129,9 +129,49 @@ func TestPluginMetricsAndLogs(t *testing.T) {
 		if access == nil || access["DownstreamStatus"] != float64(401) {
 			t.Errorf("access log line for %s: %v", id, access)
 		}
-		if plugin == nil || plugin["plugin"] != "jwtauth" || plugin["event"] != "auth_failure" ||
-			plugin["reason"] != "malformed" || plugin["middleware"] != mw {
+		if plugin == nil || plugin["component"] != "jwtauth" || plugin["event"] != "auth_failure" ||
+			plugin["reason"] != "malformed" || plugin["middlewareName"] != mw || plugin["message"] != "request refused: malformed" {
 			t.Errorf("plugin log line for %s: %v", id, plugin)
+		}
+		for _, k := range []string{"plugin", "module"} { // Traefik's own keys for plugins
+			if _, ok := plugin[k]; ok {
+				t.Errorf("plugin log line has Traefik's key %q: %v", k, plugin)
+			}
+		}
+		// A log shipper reads the stream as one shape: level and time (Traefik's RFC 3339 in
+		// seconds) on every line, Traefik's own log, its access log and the plugins' alike; a
+		// level filter then selects across all three.
+		info := map[string]map[string]any{} // request id -> line, of the lines a level=info filter keeps
+		var traefikLines, pluginLines int
+		lines := bufio.NewScanner(strings.NewReader(s.gw.Output()))
+		lines.Buffer(make([]byte, 1<<20), 1<<20)
+		for lines.Scan() {
+			level, ts, m, ok := shipperRecord(lines.Bytes())
+			if !ok {
+				t.Errorf("a line of the stream is not level+time JSON: %s", lines.Text())
+				continue
+			}
+			if _, err := time.Parse(time.RFC3339, ts); err != nil || strings.Contains(ts, ".") {
+				t.Errorf("time %q is not Traefik's format: %s", ts, lines.Text())
+			}
+			if m["component"] != nil {
+				pluginLines++
+			} else if m["message"] != nil {
+				traefikLines++
+			}
+			if level != "info" {
+				continue
+			}
+			if v, _ := m["request_X-Request-Id"].(string); v != "" {
+				info["access "+v] = m
+			}
+			if v, _ := m["request_id"].(string); v != "" {
+				info["plugin "+v] = m
+			}
+		}
+		if info["access "+id] == nil || info["plugin "+id] == nil || traefikLines == 0 || pluginLines == 0 {
+			t.Errorf("level=info filter: access line %v, plugin line %v (%d Traefik lines, %d plugin lines)",
+				info["access "+id] != nil, info["plugin "+id] != nil, traefikLines, pluginLines)
 		}
 		if strings.Contains(s.gw.Output(), badToken) {
 			t.Error("the token is in Traefik's output")
@@ -145,13 +185,25 @@ func TestPluginMetricsAndLogs(t *testing.T) {
 				limited = m
 			}
 		}
-		if limited == nil || limited["request_id"] == "" || limited["limit"] != "1m" {
+		if limited == nil || limited["request_id"] == "" || limited["limit"] != "1m" || limited["level"] != "info" ||
+			limited["middlewareName"] != mw || limited["component"] != "ratelimit" || limited["message"] != "request rate-limited" {
 			t.Errorf("rate_limited line: %v", limited)
 		}
 		if strings.Contains(s.gw.Output(), "gatewaytest-metrics-limited") {
 			t.Error("the rate-limit client key is in Traefik's output")
 		}
 	})
+}
+
+// shipperRecord reads a line as a log shipper configured for Traefik's JSON log would: a JSON
+// object with a string "level" and a string "time".
+func shipperRecord(line []byte) (level, ts string, m map[string]any, ok bool) {
+	if json.Unmarshal(line, &m) != nil {
+		return "", "", nil, false
+	}
+	level, lok := m["level"].(string)
+	ts, tok := m["time"].(string)
+	return level, ts, m, lok && tok && level != ""
 }
 
 // pluginMetricsStatus is the status of GET /plugin-metrics on the internal entry point.

@@ -81,6 +81,24 @@ func rlCases() []rlCase {
 				{client: "Partner-A", times: 3, status: 200, remaining: "0", limit: "3"},
 				{client: "Partner-A", status: 429},
 			}},
+		rlCase{desc: "overrideList (label-safe form) merged with overrides: an IP and a dotted client key",
+			config: map[string]any{
+				"overrides": map[string]any{"partner-a": []any{map[string]any{"requests": "4", "window": "1h"}}},
+				"overrideList": []any{
+					map[string]any{"client": "partner.example", "limits": []any{map[string]any{"requests": "5", "window": "1h"}}},
+					map[string]any{"client": "192.0.2.10", "limits": []any{map[string]any{"requests": "2", "window": "1h"}}},
+				},
+			},
+			steps: []rlStep{
+				{client: "partner.example", times: 5, status: 200, remaining: "0", limit: "5", policy: `"1h";q=5;w=3600`},
+				{client: "partner.example", status: 429},
+				{client: "partner-a", times: 4, status: 200, remaining: "0", limit: "4"},
+				{client: "partner-a", status: 429},
+				{remote: "192.0.2.10:40000", times: 2, status: 200, remaining: "0", limit: "2"},
+				{remote: "192.0.2.10:40000", status: 429},
+				{remote: "192.0.2.11:40000", status: 200, remaining: "2", limit: "3"},
+				{client: "partner.example.org", status: 200, remaining: "2", limit: "3"},
+			}},
 		rlCase{desc: "several limits: the most restrictive is reported",
 			config: map[string]any{"limits": []any{
 				map[string]any{"requests": "10", "window": "1m"},
@@ -373,6 +391,22 @@ func TestRateLimitConfigErrors(t *testing.T) {
 			"overrides":      map[string]any{"p": []any{map[string]any{"requests": "1", "window": "2ms"}}},
 		}, want: []string{"limits[0].requests:", `algorithm: "leaky"`, `sources[0]: "cookie:x"`, `trustedProxies[0]: "10.0.0.0/99"`,
 			`failurePolicy: "maybe"`, `redis.address: "nohost"`, `redis.timeout: invalid duration "5"`, `overrides["p"][0].window: "2ms"`}},
+		{desc: "a client in overrides and overrideList", config: map[string]any{
+			"limits":       []any{map[string]any{"requests": "1", "window": "1m"}},
+			"overrides":    map[string]any{"10.0.0.7": []any{map[string]any{"requests": "5", "window": "1m"}}},
+			"overrideList": []any{map[string]any{"client": "10.0.0.7", "limits": []any{map[string]any{"requests": "9", "window": "1m"}}}},
+		}, want: []string{`ratelimit "api": overrideList[0].client: "10.0.0.7" is also given by overrides["10.0.0.7"]`}},
+		{desc: "overrideList: a client twice, no client, no limits, a bad window", config: map[string]any{
+			"limits": []any{map[string]any{"requests": "1", "window": "1m"}},
+			"overrideList": []any{
+				map[string]any{"client": "a.b", "limits": []any{map[string]any{"requests": "5", "window": "1m"}}},
+				map[string]any{"client": "a.b", "limits": []any{map[string]any{"requests": "6", "window": "1m"}}},
+				map[string]any{"limits": []any{map[string]any{"requests": "6", "window": "1m"}}},
+				map[string]any{"client": "c"},
+				map[string]any{"client": "d", "limits": []any{map[string]any{"requests": "6", "window": "90"}}},
+			},
+		}, want: []string{`overrideList[1].client: "a.b" is also given by overrideList[0]`, `overrideList[2].client: required`,
+			`overrideList[3].limits: needs at least one`, `overrideList[4].limits[0].window: invalid duration "90"`}},
 	}
 	for _, b := range rateLimitBuilders(t) {
 		t.Run(b.Name, func(t *testing.T) {

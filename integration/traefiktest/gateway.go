@@ -31,6 +31,8 @@ const (
 type Options struct {
 	// Dynamic is the dynamic configuration (YAML, file provider), already rendered.
 	Dynamic string
+	// DynamicTOML: Dynamic is TOML, written to dynamic.toml instead of dynamic.yml.
+	DynamicTOML bool
 	// Plugins maps local plugin names, as used in the dynamic configuration
 	// (middlewares.<x>.plugin.<name>), to module names under the repository, e.g.
 	// "jwtauth": "github.com/pavilion-trust/gateway/plugins/jwtauth".
@@ -66,8 +68,9 @@ type Gateway struct {
 	// access.log, and traefik.out (the process's stdout and stderr).
 	Dir string
 
-	proc   *Process
-	client *http.Client
+	proc    *Process
+	client  *http.Client
+	dynFile string // dynamic.yml or dynamic.toml
 
 	mu        sync.Mutex
 	logsShown bool
@@ -94,10 +97,14 @@ func Start(tb testing.TB, opts Options) *Gateway {
 	}
 
 	g := &Gateway{
-		URL:    "http://127.0.0.1:" + strconv.Itoa(webPort),
-		APIURL: "http://127.0.0.1:" + strconv.Itoa(apiPort),
-		Dir:    dir,
-		client: &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second},
+		URL:     "http://127.0.0.1:" + strconv.Itoa(webPort),
+		APIURL:  "http://127.0.0.1:" + strconv.Itoa(apiPort),
+		Dir:     dir,
+		client:  &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second},
+		dynFile: "dynamic.yml",
+	}
+	if opts.DynamicTOML {
+		g.dynFile = "dynamic.toml"
 	}
 
 	if err := linkRepository(dir); err != nil {
@@ -148,7 +155,7 @@ func (g *Gateway) staticConfig(webPort, apiPort int, opts Options) string {
 		// The access log keeps the request id, as static/traefik.yml does.
 		fmt.Fprintf(&b, "accessLog:\n  format: json\n  filePath: %s\n  fields:\n    headers:\n      defaultMode: drop\n      names:\n        X-Request-Id: keep\n", q(filepath.Join(g.Dir, "access.log")))
 	}
-	fmt.Fprintf(&b, "providers:\n  file:\n    filename: %s\n    watch: true\n", q(filepath.Join(g.Dir, "dynamic.yml")))
+	fmt.Fprintf(&b, "providers:\n  file:\n    filename: %s\n    watch: true\n", q(filepath.Join(g.Dir, g.dynFile)))
 	fmt.Fprintf(&b, "experimental:\n  abortOnPluginFailure: %t\n", opts.AbortOnPluginFailure)
 
 	if len(opts.Plugins) > 0 {
@@ -190,17 +197,17 @@ func checkStaticExtra(extra string) error {
 	return nil
 }
 
-// WriteDynamic replaces dynamic.yml, atomically (the file provider watches it and reloads).
+// WriteDynamic replaces dynamic.yml (dynamic.toml with Options.DynamicTOML), atomically (the file provider watches it and reloads).
 // The new configuration is in force once Traefik has reloaded: wait for it with WaitRouters
 // or by polling Routers.
 func (g *Gateway) WriteDynamic(tb testing.TB, yaml string) {
 	tb.Helper()
 
-	tmp := filepath.Join(g.Dir, ".dynamic.yml.tmp")
+	tmp := filepath.Join(g.Dir, "."+g.dynFile+".tmp")
 	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
 		tb.Fatalf("traefiktest: %v", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(g.Dir, "dynamic.yml")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(g.Dir, g.dynFile)); err != nil {
 		tb.Fatalf("traefiktest: %v", err)
 	}
 }

@@ -1,6 +1,15 @@
 package confmap
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,5 +129,50 @@ func TestChecks(t *testing.T) {
 	if len(errs) != 2 || !strings.Contains(errs[0].Error(), `leeway: invalid duration "30" (use e.g. "30s")`) ||
 		!strings.Contains(errs[1].Error(), `leeway: "2m" is out of range`) {
 		t.Errorf("errors %v", errs)
+	}
+}
+
+func TestCAFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+
+	good := write("ca.pem", "comment before\n"+certPEM)
+	pool, sum, err := CAFile(good)
+	if err != nil || pool == nil || len(sum) != 64 {
+		t.Fatalf("good bundle: %v %v %q", pool, err, sum)
+	}
+	_, sum2, err := CAFile(write("ca2.pem", certPEM+certPEM))
+	if err != nil || sum2 == sum {
+		t.Fatalf("another bundle: err %v, same sum %v", err, sum2 == sum)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing.pem"), "no such file or directory"},
+		{write("empty.pem", ""), "holds no PEM certificate"},
+		{write("key.pem", certPEM+keyPEM), "holds a private key"},
+		{write("bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "certificate 1 does not parse"},
+		{dir, "is a directory"},
+	} {
+		if _, _, err := CAFile(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: error %v, want %q and the path", tc.path, err, tc.want)
+		}
 	}
 }

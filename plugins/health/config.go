@@ -19,6 +19,7 @@
 package health
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -88,6 +89,10 @@ type Config struct {
 	JWKS []string `json:"jwks,omitempty"`
 	// JWKSTimeout bounds one JWKS fetch. Default 2s, at most 1m.
 	JWKSTimeout string `json:"jwksTimeout,omitempty"`
+	// JWKSCAFile is a PEM bundle of CA certificates that the jwks checks trust instead of the
+	// system roots (as jwtauth's caFile: only these certificates; the same reading and
+	// errors). The other checks keep the system roots. Default "": the system roots.
+	JWKSCAFile string `json:"jwksCaFile,omitempty"`
 	// CacheFor is how long an answer is reused after its round ended. Default 5s, at most
 	// 1h; 0s probes on every call (concurrent calls still share one round).
 	CacheFor string `json:"cacheFor,omitempty"`
@@ -137,6 +142,7 @@ type check struct {
 type settings struct {
 	checks   []check
 	cacheFor time.Duration
+	jwksCA   *x509.CertPool // nil: the system roots
 }
 
 // compile validates the configuration and reports every problem at once, each naming the key.
@@ -231,6 +237,15 @@ func (c *Config) compile() (*settings, error) {
 		}
 		seenJWKS[u] = true
 		s.checks = append(s.checks, check{kind: kindJWKS, key: "jwks:keys", componentID: redactURL(u), url: u, timeout: jwksTimeout})
+	}
+
+	if ca := strings.TrimSpace(c.JWKSCAFile); ca != "" {
+		pool, _, err := confmap.CAFile(ca)
+		if err != nil {
+			bad("jwksCaFile", err.Error())
+		} else {
+			s.jwksCA = pool
+		}
 	}
 
 	s.cacheFor = parseDuration(&errs, "cacheFor", c.CacheFor, 5*time.Second, 0, maxCacheFor)

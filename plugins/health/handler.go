@@ -42,7 +42,7 @@ func New(_ context.Context, _ http.Handler, config *Config, name string) (http.H
 	if err != nil {
 		return nil, fmt.Errorf("health %q: %w", name, err)
 	}
-	return &health{name: name, checks: s.checks, cacheFor: s.cacheFor, prober: newProber()}, nil
+	return &health{name: name, checks: s.checks, cacheFor: s.cacheFor, prober: newProber(s.jwksCA)}, nil
 }
 
 // ServeHTTP answers the health document for GET and HEAD, whatever the path.

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
@@ -47,22 +49,32 @@ type result struct {
 // connection): the round measures what a new client would get, and a middleware replaced on a
 // configuration reload leaves nothing open behind.
 type prober struct {
-	client *http.Client
-	now    func() time.Time
+	client     *http.Client
+	jwksClient *http.Client // the jwks checks' (client, or one trusting jwksCaFile only)
+	now        func() time.Time
 }
 
-func newProber() *prober {
-	return &prober{
-		client: &http.Client{
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				DisableKeepAlives:   true,
-				TLSHandshakeTimeout: maxTimeout,
-			},
-			// A health endpoint that redirects fails; it is not followed.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// newProber returns a prober; jwksCA, when not nil, is what the jwks checks trust instead of
+// the system roots.
+func newProber(jwksCA *x509.CertPool) *prober {
+	p := &prober{client: newProbeClient(nil), now: time.Now}
+	p.jwksClient = p.client
+	if jwksCA != nil {
+		p.jwksClient = newProbeClient(confmap.CATLSConfig(jwksCA))
+	}
+	return p
+}
+
+func newProbeClient(tlsConfig *tls.Config) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DisableKeepAlives:   true,
+			TLSHandshakeTimeout: maxTimeout,
+			TLSClientConfig:     tlsConfig,
 		},
-		now: time.Now,
+		// A health endpoint that redirects fails; it is not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
@@ -202,7 +214,11 @@ func (p *prober) get(c *check, accept string, body *[]byte) (int, error) {
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "pavilion-gateway-health/1")
-	res, err := p.client.Do(req)
+	client := p.client
+	if c.kind == kindJWKS {
+		client = p.jwksClient
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

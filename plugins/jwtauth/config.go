@@ -6,6 +6,7 @@
 package jwtauth
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,13 @@ type Config struct {
 	// receives; arrays are joined with ",". Setting it replaces the default map (see
 	// DefaultClaimHeaders). Headers named here that the client sent are always removed.
 	ClaimHeaders map[string]string `json:"claimHeaders,omitempty"`
+	// ClaimHeaderList is claimHeaders written as a list, [{claim, header}], for Docker labels:
+	// Traefik splits label keys at dots, so a claim path such as realm_access.roles cannot be
+	// a claimHeaders key there (claimHeaderList[0].claim=realm_access.roles can). Both forms
+	// may be given: their entries are merged, and each header may receive one claim only
+	// (a header named twice, in one form or across both, is an error). Setting either one
+	// replaces the default map.
+	ClaimHeaderList []ClaimHeader `json:"claimHeaderList,omitempty"`
 	// ForwardToken: false removes the Authorization header (and the token cookie) before the
 	// upstream. Default true.
 	ForwardToken bool `json:"forwardToken,omitempty"`
@@ -74,6 +82,12 @@ type Config struct {
 	// gateway instance. Off by default (limit 0): behind a proxy, set trustedProxies, or every
 	// client would share the proxy's budget.
 	FailedAuth FailedAuth `json:"failedAuth,omitempty"`
+	// CAFile is a PEM bundle of CA certificates that discovery and JWKS fetches over HTTPS
+	// trust instead of the system roots: for a Keycloak behind a private CA. Only these
+	// certificates are trusted (put public roots in the bundle too if the issuer may also
+	// present a publicly issued certificate). Read once in New; a missing or invalid file is a
+	// configuration error. Default "": the system roots.
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // FailedAuth is the failedAuth option.
@@ -88,6 +102,14 @@ type FailedAuth struct {
 	// forwardedHeaders.trustedIPs). IPv6 clients count per /64 network. Default none: the
 	// client is the TCP peer.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+}
+
+// ClaimHeader is one claimHeaderList entry.
+type ClaimHeader struct {
+	// Claim is the claim path, dots for nesting (realm_access.roles).
+	Claim string `json:"claim,omitempty"`
+	// Header is the request header the upstream receives (X-Auth-Roles).
+	Header string `json:"header,omitempty"`
 }
 
 // DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
@@ -150,9 +172,11 @@ type settings struct {
 	tokenTypes   map[string]bool
 	strip        map[string]bool // canonical header names removed from every request
 	anyType      bool
-	failLimit    int           // failedAuth.limit, 0: off
-	failWindow   time.Duration // failedAuth.window
-	failTrusted  []*net.IPNet  // failedAuth.trustedProxies
+	failLimit    int            // failedAuth.limit, 0: off
+	failWindow   time.Duration  // failedAuth.window
+	failTrusted  []*net.IPNet   // failedAuth.trustedProxies
+	caPool       *x509.CertPool // nil: the system roots
+	caSum        string         // the CA file's content hash (shared JWKS cache key)
 }
 
 var supportedAlgorithms = map[string]bool{
@@ -228,8 +252,15 @@ func (c *Config) compile() (*settings, error) {
 		s.roles = append(s.roles, req)
 	}
 
+	// claimHeaders (sorted by claim path), then claimHeaderList (in order): one entry each.
+	type claimEntry struct {
+		claimKey, headerKey string // the options named by errors
+		name                string // the entry in messages: the claim path, or claimHeaderList[i]
+		claim, header       string
+	}
+	var entries []claimEntry
 	claimHeaders := c.ClaimHeaders
-	if len(claimHeaders) == 0 {
+	if len(claimHeaders) == 0 && len(c.ClaimHeaderList) == 0 {
 		claimHeaders = DefaultClaimHeaders()
 	}
 	paths := make([]string, 0, len(claimHeaders))
@@ -237,21 +268,28 @@ func (c *Config) compile() (*settings, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	seen := map[string]string{}
 	for _, p := range paths {
-		h := http.CanonicalHeaderKey(strings.TrimSpace(claimHeaders[p]))
-		cp := strings.TrimSpace(p)
+		entries = append(entries, claimEntry{claimKey: "claimHeaders", headerKey: "claimHeaders: " + p, name: p, claim: p, header: claimHeaders[p]})
+	}
+	for i, e := range c.ClaimHeaderList {
+		k := fmt.Sprintf("claimHeaderList[%d]", i)
+		entries = append(entries, claimEntry{claimKey: k + ".claim", headerKey: k + ".header", name: k, claim: e.Claim, header: e.Header})
+	}
+	seen := map[string]string{}
+	for _, e := range entries {
+		h := http.CanonicalHeaderKey(strings.TrimSpace(e.header))
+		cp := strings.TrimSpace(e.claim)
 		switch {
 		case cp == "" || strings.Contains(cp, ".."):
-			bad("claimHeaders", "invalid claim path %q", p)
+			bad(e.claimKey, "invalid claim path %q", e.claim)
 		case !confmap.IsToken(h):
-			bad("claimHeaders", "%s: invalid header name %q", p, claimHeaders[p])
+			bad(e.headerKey, "invalid header name %q", e.header)
 		case reservedHeaders[h]:
-			bad("claimHeaders", "%s: header %q is reserved", p, h)
+			bad(e.headerKey, "header %q is reserved", h)
 		case seen[h] != "":
-			bad("claimHeaders", "%s and %s both map to header %q", seen[h], p, h)
+			bad(e.claimKey, "%s and %s both map to header %q", seen[h], e.name, h)
 		default:
-			seen[h] = p
+			seen[h] = e.name
 			s.headers = append(s.headers, claimHeader{path: strings.Split(cp, "."), header: h})
 		}
 	}
@@ -266,6 +304,16 @@ func (c *Config) compile() (*settings, error) {
 			s.anyType = true
 		}
 		s.tokenTypes[strings.ToLower(t)] = true
+	}
+
+	if ca := strings.TrimSpace(c.CAFile); ca != "" {
+		pool, sum, err := confmap.CAFile(ca)
+		if err != nil {
+			bad("caFile", "%v", err)
+		} else {
+			s.caPool = pool
+			s.caSum = sum
+		}
 	}
 
 	s.cookie = strings.TrimSpace(c.TokenCookie)

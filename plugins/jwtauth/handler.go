@@ -30,7 +30,7 @@ type jwtAuth struct {
 	rej          rejections
 	now          func() time.Time
 	m            counters
-	logTo        io.Writer // os.Stderr
+	logTo        io.Writer // os.Stdout, beside Traefik's own log
 }
 
 // New validates the configuration and builds the middleware. The JWKS is fetched in the
@@ -47,7 +47,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 }
 
 func newHandler(ctx context.Context, next http.Handler, s *settings, name string) *jwtAuth {
-	return newHandlerTo(ctx, next, s, name, os.Stderr)
+	return newHandlerTo(ctx, next, s, name, os.Stdout)
 }
 
 // newHandlerTo builds the middleware with its operator log written to logTo.
@@ -289,7 +289,7 @@ func removeCookie(h http.Header, name string) {
 	h["Cookie"] = kept
 }
 
-// log writes one JSON line about the JWKS to stderr (the gateway's process log).
+// log writes one JSON line about the JWKS to stdout, beside Traefik's own log.
 func (a *jwtAuth) log(msg string) {
 	logJWKS(a.logTo, a.name, msg)
 }

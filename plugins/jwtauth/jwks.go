@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // maxDocumentBytes bounds a discovery document or JWKS response.
@@ -42,14 +44,21 @@ type jwksCache struct {
 }
 
 func newJWKSCache(s *settings, logf func(string)) *jwksCache {
+	client := &http.Client{
+		Timeout: s.fetchTimeout,
+		// A key endpoint that redirects is refused rather than followed (possibly to http).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	if s.caPool != nil {
+		// caFile: the default transport's settings, verifying servers against the CA only.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = confmap.CATLSConfig(s.caPool)
+		client.Transport = t
+	}
 	return &jwksCache{
-		issuer:  s.issuer,
-		jwksURL: s.jwksURL,
-		client: &http.Client{
-			Timeout: s.fetchTimeout,
-			// A key endpoint that redirects is refused rather than followed (possibly to http).
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		issuer:     s.issuer,
+		jwksURL:    s.jwksURL,
+		client:     client,
 		timeout:    s.fetchTimeout,
 		minRefresh: s.minRefresh,
 		refresh:    s.refresh,

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -89,11 +90,13 @@ func (a *jwtAuth) logRefusal(req *http.Request, r *rejection) {
 		return
 	}
 	fields := map[string]any{
-		"plugin":     "jwtauth",
-		"middleware": a.name,
-		"event":      "auth_failure",
-		"reason":     r.reason,
-		"status":     r.status,
+		"level":          "info",
+		"message":        "request refused: " + r.reason,
+		"middlewareName": a.name,
+		"component":      "jwtauth",
+		"event":          "auth_failure",
+		"reason":         r.reason,
+		"status":         r.status,
 	}
 	metrics.LogRequest(a.logTo, req, dropped, fields)
 }
@@ -160,12 +163,18 @@ func (c *jwksCache) recordLocked(ok bool, keys int) {
 	}
 }
 
-// logJWKS writes a JWKS event line.
+// logJWKS writes a JWKS event line: "warn" when a refresh failed or keys were skipped (the
+// last good key set stays in use), else "info".
 func logJWKS(w io.Writer, name, msg string) {
+	level := "info"
+	if strings.Contains(msg, "failed") || strings.Contains(msg, "skipped") {
+		level = "warn"
+	}
 	metrics.Log(w, map[string]any{
-		"plugin":     "jwtauth",
-		"middleware": name,
-		"event":      "jwks",
-		"msg":        msg,
+		"level":          level,
+		"message":        msg,
+		"middlewareName": name,
+		"component":      "jwtauth",
+		"event":          "jwks",
 	})
 }

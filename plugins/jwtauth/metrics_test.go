@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestAuthFailureLog: each refusal is one JSON line with the reason and the request id, never
@@ -61,8 +62,20 @@ func TestAuthFailureLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m["event"] != "auth_failure" || m["reason"] != "malformed" || m["request_id"] != "req-0001" ||
-		m["middleware"] != "logtest" || m["status"] != float64(401) || m["time"] == nil {
+		m["middlewareName"] != "logtest" || m["status"] != float64(401) || m["level"] != "info" ||
+		m["message"] != "request refused: malformed" || m["component"] != "jwtauth" {
 		t.Errorf("line %v", m)
+	}
+	// Traefik's shape: its time format; none of the keys Traefik sets itself for plugins.
+	if ts, _ := m["time"].(string); ts == "" {
+		t.Errorf("time %v", m["time"])
+	} else if _, err := time.Parse(time.RFC3339, ts); err != nil || strings.Contains(ts, ".") {
+		t.Errorf("time %q is not RFC 3339 in seconds as Traefik writes it", ts)
+	}
+	for _, k := range []string{"plugin", "module", "middleware", "msg"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("key %q in %v", k, m)
+		}
 	}
 }
 

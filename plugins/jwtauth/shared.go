@@ -27,7 +27,7 @@ type sharedKeys struct {
 // releases it when ctx ends.
 func acquireKeys(ctx context.Context, s *settings, log func(string), name string) *jwksCache {
 	key := s.issuer + "\x00" + s.jwksURL + "\x00" + s.fetchTimeout.String() + "\x00" +
-		s.minRefresh.String() + "\x00" + s.refresh.String()
+		s.minRefresh.String() + "\x00" + s.refresh.String() + "\x00" + s.caSum
 	shared.mu.Lock()
 	e := shared.entries[key]
 	if e == nil {

@@ -30,10 +30,18 @@ func RequestID(req *http.Request) string {
 	return id
 }
 
-// Log writes fields as one JSON line to w, with "time" (RFC 3339, UTC) added. Never pass a
-// token, a password or a client's rate-limit key.
+// Log writes fields as one JSON line to w in the shape of Traefik's own JSON log
+// (log.format: json), so that a log shipper reads both alike: the caller gives "level"
+// (Traefik's names: "info", "warn", "error"; default "info"), "message" and
+// "middlewareName" (as Traefik names the middleware in its lines), and Log adds "time" in
+// Traefik's format (RFC 3339 in seconds, the local zone). Keys Traefik sets on its own lines
+// about plugins ("plugin", "module") are never used. Never pass a token, a password or a
+// client's rate-limit key.
 func Log(w io.Writer, fields map[string]any) {
-	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	if _, ok := fields["level"]; !ok {
+		fields["level"] = "info"
+	}
+	fields["time"] = time.Now().Format(time.RFC3339)
 	line, err := json.Marshal(fields)
 	if err != nil {
 		return

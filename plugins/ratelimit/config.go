@@ -51,6 +51,15 @@ type Limit struct {
 	Window string `json:"window,omitempty"`
 }
 
+// Override gives one client its own limits (an overrideList entry).
+type Override struct {
+	// Client is the client key, exactly as the source produces it (an IP address, a header
+	// value such as the token's azp).
+	Client string `json:"client,omitempty"`
+	// Limits replace limits for this client: at least one, as in limits.
+	Limits []Limit `json:"limits,omitempty"`
+}
+
 // Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
 // Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
 type Config struct {
@@ -75,6 +84,12 @@ type Config struct {
 	// Overrides maps a client key, exactly as the source produced it, to its own limits
 	// instead of Limits.
 	Overrides map[string][]Limit `json:"overrides,omitempty"`
+	// OverrideList is overrides written as a list, [{client, limits}], for Docker labels:
+	// Traefik splits label keys at dots, so a client key such as an IP address or
+	// partner.example cannot be an overrides key there (overrideList[0].client=10.0.0.7 can).
+	// Both forms may be given: their entries are merged, and a client may appear once only
+	// (twice in the list, or in both forms, is an error).
+	OverrideList []Override `json:"overrideList,omitempty"`
 	// FailurePolicy applies while Redis is unreachable: local (in-memory limits per
 	// instance, the default), open (requests pass, without rate-limit headers) or closed
 	// (503). Redis is retried after 1s, then at doubling intervals up to 30s, one request at
@@ -238,8 +253,9 @@ func (c *Config) compile() (*settings, error) {
 		s.trusted = append(s.trusted, n)
 	}
 
-	if len(c.Overrides) > 0 {
+	if len(c.Overrides) > 0 || len(c.OverrideList) > 0 {
 		s.overrides = map[string][]limitSpec{}
+		from := map[string]string{} // client -> the option that gave it
 		for client, limits := range c.Overrides {
 			key := fmt.Sprintf("overrides[%q]", client)
 			if client == "" {
@@ -250,7 +266,22 @@ func (c *Config) compile() (*settings, error) {
 				bad(key, "needs at least one {requests, window}")
 				continue
 			}
+			from[client] = key
 			s.overrides[client] = compileLimits(&errs, key, limits, s.algorithm)
+		}
+		for i, o := range c.OverrideList {
+			key := fmt.Sprintf("overrideList[%d]", i)
+			switch {
+			case o.Client == "":
+				bad(key+".client", "required: the client key, exactly as the source produces it")
+			case from[o.Client] != "":
+				bad(key+".client", "%q is also given by %s; give each client once", o.Client, from[o.Client])
+			case len(o.Limits) == 0:
+				bad(key+".limits", "needs at least one {requests, window}")
+			default:
+				from[o.Client] = key
+				s.overrides[o.Client] = compileLimits(&errs, key+".limits", o.Limits, s.algorithm)
+			}
 		}
 	}
 

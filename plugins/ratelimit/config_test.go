@@ -54,6 +54,16 @@ func TestConfigValidation(t *testing.T) {
 			ok(c)
 			c.Overrides = map[string][]Limit{"partner-a": {{Requests: 1000, Window: "1x"}}, "partner-b": nil}
 		}, wants: []string{`overrides["partner-a"][0].window: invalid duration "1x"`, `overrides["partner-b"]: needs at least one`}},
+		{desc: "overrideList merged with overrides", edit: func(c *Config) {
+			ok(c)
+			c.Overrides = map[string][]Limit{"partner-a": {{Requests: 1000, Window: "1s"}}}
+			c.OverrideList = []Override{{Client: "10.0.0.7", Limits: []Limit{{Requests: 5, Window: "1s"}}}}
+		}},
+		{desc: "a client in both forms", edit: func(c *Config) {
+			ok(c)
+			c.Overrides = map[string][]Limit{"10.0.0.7": {{Requests: 1000, Window: "1s"}}}
+			c.OverrideList = []Override{{Client: "10.0.0.7", Limits: []Limit{{Requests: 5, Window: "1s"}}}, {Limits: []Limit{{Requests: 5, Window: "1s"}}}}
+		}, wants: []string{`overrideList[0].client: "10.0.0.7" is also given by overrides["10.0.0.7"]`, `overrideList[1].client: required`}},
 		{desc: "all problems at once", edit: func(c *Config) {
 			c.Algorithm = "x"
 			c.FailurePolicy = "y"
@@ -96,5 +106,20 @@ func TestDefaults(t *testing.T) {
 		s.failurePolicy != "local" || !s.headers || len(s.sources) != 2 ||
 		s.sources[0].header != "X-Auth-Client" || !s.sources[1].ip {
 		t.Fatalf("defaults: %+v", s)
+	}
+}
+
+func TestOverrideListCompiled(t *testing.T) {
+	c := CreateConfig()
+	c.Limits = []Limit{{Requests: 100, Window: "1s"}}
+	c.Overrides = map[string][]Limit{"partner-a": {{Requests: 1000, Window: "1s"}}}
+	c.OverrideList = []Override{{Client: "partner.example", Limits: []Limit{{Requests: 7, Window: "1m"}}}}
+	s, err := c.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.overrides) != 2 || s.overrides["partner-a"][0].requests != 1000 ||
+		s.overrides["partner.example"][0].requests != 7 || s.overrides["partner.example"][0].window.String() != "1m0s" {
+		t.Fatalf("overrides %+v", s.overrides)
 	}
 }

@@ -36,7 +36,7 @@ type rateLimit struct {
 	local     *localLimiter // failurePolicy local only
 	now       func() time.Time
 	logged    int64     // log lines written, for tests
-	logTo     io.Writer // os.Stderr
+	logTo     io.Writer // os.Stdout, beside Traefik's own log
 	m         counters
 
 	// The hot path's copies (see ServeHTTP): hot is set.keyed when the first source is a
@@ -110,7 +110,7 @@ func newHandlerWith(next http.Handler, s *settings, name string, now func() time
 		brk:       newBreaker(now),
 		blocks:    newBlockList(),
 		now:       now,
-		logTo:     os.Stderr,
+		logTo:     os.Stdout,
 		m:         newCounters(name),
 	}
 	if len(s.overrides) > 0 {
@@ -417,13 +417,19 @@ func (l *rateLimit) servePolicy(rw http.ResponseWriter, req *http.Request, base 
 	l.next.ServeHTTP(rw, req)
 }
 
-// log writes one JSON line to stderr (the gateway's process log). Never pass a client key.
+// log writes one JSON line to stdout, beside Traefik's log: "warn" for redis_failover (the
+// failure policy decides until Redis answers), else "info". Never pass a client key.
 func (l *rateLimit) log(event, msg string) {
 	atomic.AddInt64(&l.logged, 1)
+	level := "info"
+	if event == "redis_failover" {
+		level = "warn"
+	}
 	metrics.Log(l.logTo, map[string]any{
-		"plugin":     "ratelimit",
-		"middleware": l.name,
-		"event":      event,
-		"msg":        msg,
+		"level":          level,
+		"message":        msg,
+		"middlewareName": l.name,
+		"component":      "ratelimit",
+		"event":          event,
 	})
 }

@@ -1,11 +1,14 @@
 package ratelimit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +124,8 @@ func TestFailoverAndRecovery(t *testing.T) {
 				c.KeyPrefix = "f-" + policy
 				c.Redis.Timeout = "50ms"
 			})
+			var logs bytes.Buffer
+			l.logTo = &logs
 			if w := hit(l, "a"); w.Code != 200 {
 				t.Fatalf("with redis: %d", w.Code)
 			}
@@ -175,6 +180,25 @@ func TestFailoverAndRecovery(t *testing.T) {
 			}
 			if l.brk.isDown() || l.logged != 2 {
 				t.Fatalf("down %v, %d log lines", l.brk.isDown(), l.logged)
+			}
+			// Both lines in Traefik's JSON log shape: failover is a warning, recovery info.
+			levels := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				ev, _ := m["event"].(string)
+				if ev != "redis_failover" && ev != "redis_recovered" {
+					continue
+				}
+				if m["middlewareName"] != "test" || m["component"] != "ratelimit" || m["message"] == "" || m["time"] == nil || m["plugin"] != nil || m["msg"] != nil {
+					t.Errorf("line %v", m)
+				}
+				levels[ev], _ = m["level"].(string)
+			}
+			if levels["redis_failover"] != "warn" || levels["redis_recovered"] != "info" {
+				t.Fatalf("levels %v in:\n%s", levels, logs.String())
 			}
 		})
 	}

@@ -83,12 +83,14 @@ func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
 		limit = windowName(set.limits[d.index].window)
 	}
 	fields := map[string]any{
-		"plugin":      "ratelimit",
-		"middleware":  l.name,
-		"event":       "rate_limited",
-		"limit":       limit,
-		"retry_after": d.retry,
-		"redis":       atomic.LoadInt32(&l.brk.down) == 0,
+		"level":          "info",
+		"message":        "request rate-limited",
+		"middlewareName": l.name,
+		"component":      "ratelimit",
+		"event":          "rate_limited",
+		"limit":          limit,
+		"retry_after":    d.retry,
+		"redis":          atomic.LoadInt32(&l.brk.down) == 0,
 	}
 	metrics.LogRequest(l.logTo, req, dropped, fields)
 }

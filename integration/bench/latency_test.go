@@ -34,6 +34,22 @@ var (
 	timeline        = os.Getenv("BENCH_TIMELINE") != "" // log the slowest 100 ms slots of each run
 )
 
+// nativeChainRouter is a dynamic file beside the gateway's own: the native chain alone on
+// /native/api/v1/ (same service, same Traefik), and Traefik's pprof handlers (api.debug) on
+// the internal entry point.
+const nativeChainRouter = `http:
+  routers:
+    native-chain:
+      entryPoints: [websecure]
+      rule: PathPrefix(` + "`/native/api/v1/`" + `)
+      middlewares: [security-headers, cors, compress]
+      service: core-broker
+    bench-debug:
+      entryPoints: [traefik]
+      rule: PathPrefix(` + "`/debug/`" + `)
+      service: api@internal
+`
+
 // latencyScenario is one kind of request, sent at each rate.
 type latencyScenario struct {
 	key    string // short name, for BENCH_SCENARIOS and PAVILION_PROFILE
@@ -124,21 +140,9 @@ limits: [{requests: "1000000000", window: 1s}]
 			"PAVILION_TLS_CERT=" + certs.Cert,
 			"PAVILION_TLS_KEY=" + certs.Key,
 		},
-		ExtraDynamic: map[string]string{"bench.yml": `http:
-  routers:
-    native-chain:
-      entryPoints: [websecure]
-      rule: PathPrefix(` + "`/native/api/v1/`" + `)
-      middlewares: [security-headers, cors, compress]
-      service: core-broker
-    # Profiling (api.debug): the pprof handlers of api@internal, internal entry point only.
-    bench-debug:
-      entryPoints: [traefik]
-      rule: PathPrefix(` + "`/debug/`" + `)
-      service: api@internal
-`},
-		Wait:  []string{"api-v1@file", "native-chain@file"},
-		Debug: os.Getenv("PAVILION_PROFILE") != "",
+		ExtraDynamic: map[string]string{"bench.yml": nativeChainRouter},
+		Wait:         []string{"api-v1@file", "native-chain@file"},
+		Debug:        os.Getenv("PAVILION_PROFILE") != "",
 	})
 	ca, err := os.ReadFile(certs.CACert)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -85,6 +86,10 @@ type Options struct {
 	ExtraDynamic map[string]string
 	// Debug sets api.debug: Go's /debug/pprof/ handlers on the internal entry point.
 	Debug bool
+	// WithoutPlugins drops the experimental section (the local plugins) from the static
+	// configuration: routers using plugin middlewares are then disabled, the others serve.
+	// For comparisons with Traefik alone.
+	WithoutPlugins bool
 }
 
 // StartWith is Start with more options.
@@ -108,6 +113,21 @@ func StartWith(tb testing.TB, opts Options) *Gateway {
 	rendered, err := RenderStatic(static, ports)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if opts.WithoutPlugins {
+		i := bytes.Index(rendered, []byte("\nexperimental:\n"))
+		if i < 0 {
+			tb.Fatal("gatewaytest: WithoutPlugins: no top-level experimental: in static/traefik.yml")
+		}
+		rest := rendered[i+1:]
+		end := len(rest)
+		for _, m := range regexp.MustCompile(`(?m)^[a-zA-Z]`).FindAllIndex(rest, -1) {
+			if m[0] > 0 {
+				end = m[0]
+				break
+			}
+		}
+		rendered = append(append([]byte{}, rendered[:i+1]...), rest[end:]...)
 	}
 	if opts.Debug {
 		if bytes.Count(rendered, []byte("\napi:\n")) != 1 {

@@ -30,6 +30,8 @@ type rejections struct {
 	missingExp     *rejection
 	invalidClaims  *rejection
 	controlChars   *rejection
+	claimType      *rejection
+	claimComma     *rejection
 	tokenType      *rejection
 	multipleAuth   *rejection
 	scope          *rejection
@@ -64,6 +66,8 @@ func newRejections(s *settings) rejections {
 		missingExp:     invalid("missing_exp", "the token has no expiry"),
 		invalidClaims:  invalid("invalid_claims", "the token claims are invalid"),
 		controlChars:   invalid("bad_claim_value", "a token claim holds control characters"),
+		claimType:      invalid("bad_claim_value", "a forwarded token claim has an unsupported type"),
+		claimComma:     invalid("bad_claim_value", "a token claim array element holds a comma"),
 		tokenType:      invalid("wrong_type", "the token is not an access token"),
 		multipleAuth:   invalid("malformed", "more than one Authorization header"),
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
@@ -75,7 +79,7 @@ func newRejections(s *settings) rejections {
 func (r *rejections) all() []*rejection {
 	return []*rejection{r.missing, r.malformed, r.signature, r.algorithm, r.expired, r.notYetValid,
 		r.issuedInFuture, r.issuer, r.audience, r.unknownKey, r.missingExp, r.invalidClaims,
-		r.controlChars, r.tokenType, r.multipleAuth, r.scope, r.role}
+		r.controlChars, r.claimType, r.claimComma, r.tokenType, r.multipleAuth, r.scope, r.role}
 }
 
 func newRejection(status int, reason, code, description, challenge string) *rejection {

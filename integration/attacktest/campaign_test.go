@@ -718,7 +718,7 @@ func campaign() []attack {
 			send:  rawHTTP1([]string{"POST /api/v1/accounts HTTP/1.1", "Content-Length: 5, 60"}, "hello"+smuggled, true),
 			check: both(nextAnswers(), neverAt("/api/v1/smuggled"))},
 		attack{name: "smuggling: obsolete line folding joins the line to the previous header (no Transfer-Encoding)", status: 200, hits: 1,
-			send: rawHTTP1([]string{"POST /api/v1/accounts HTTP/1.1", "X-Pad: a", " Transfer-Encoding: chunked", "Content-Length: 5"}, "hello"+smuggled, true),
+			send:  rawHTTP1([]string{"POST /api/v1/accounts HTTP/1.1", "X-Pad: a", " Transfer-Encoding: chunked", "Content-Length: 5"}, "hello"+smuggled, true),
 			check: both(header("X-Pad", "a Transfer-Encoding: chunked"), absent("Transfer-Encoding"), nextAnswers(401), neverAt("/api/v1/smuggled"))},
 		// Traefik's buffering middleware answers 500 for a body it cannot read.
 		attack{name: "smuggling: invalid chunk size", status: 500,

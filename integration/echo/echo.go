@@ -66,8 +66,15 @@ func (s *Server) Paths() []string {
 // Every request gets 200 and a JSON Seen, except /health, which answers {"status":"pass"}.
 func Start(tb testing.TB, name string) *Server {
 	tb.Helper()
+	return StartAt(tb, name, "127.0.0.1:0")
+}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// StartAt is Start on a given address: a stopped server comes back where it was with
+// StartAt(tb, s.Name, strings.TrimPrefix(s.URL, "http://")).
+func StartAt(tb testing.TB, name, addr string) *Server {
+	tb.Helper()
+
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatalf("echo %q: listen: %v", name, err)
 	}

@@ -71,6 +71,19 @@ type Gateway struct {
 // test failed.
 func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	tb.Helper()
+	return start(tb, env, false, wait)
+}
+
+// StartWithDynamicCopy is Start with a copy of the repository's dynamic/ in the working
+// directory (Dir/dynamic) instead of a link to it, so that a test can rewrite a file there and
+// watch Traefik reload it without touching the repository.
+func StartWithDynamicCopy(tb testing.TB, env []string, wait ...string) *Gateway {
+	tb.Helper()
+	return start(tb, env, true, wait)
+}
+
+func start(tb testing.TB, env []string, copyDynamic bool, wait []string) *Gateway {
+	tb.Helper()
 	bin := traefiktest.Binary(tb)
 	root := pluginharness.RepoRoot()
 
@@ -98,7 +111,11 @@ func Start(tb testing.TB, env []string, wait ...string) *Gateway {
 	if err := os.Symlink(root, filepath.Join(plugins, path.Base(pluginharness.RootModule))); err != nil {
 		tb.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(root, "dynamic"), filepath.Join(dir, "dynamic")); err != nil {
+	if copyDynamic {
+		if err := os.CopyFS(filepath.Join(dir, "dynamic"), os.DirFS(filepath.Join(root, "dynamic"))); err != nil {
+			tb.Fatal(err)
+		}
+	} else if err := os.Symlink(filepath.Join(root, "dynamic"), filepath.Join(dir, "dynamic")); err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), rendered, 0o644); err != nil {

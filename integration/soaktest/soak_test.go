@@ -188,6 +188,7 @@ func TestSoak(t *testing.T) {
 		latencies []time.Duration
 		byCause   = map[string]int{}
 		wrong     = map[string]int{}
+		wrongAt   = map[string]time.Duration{}
 		ok        int
 		first     time.Time
 		last      time.Time
@@ -218,7 +219,8 @@ func TestSoak(t *testing.T) {
 		case res.Code == 401 || res.Code == 403 || res.Code == 429:
 			wrong["valid request refused ("+cause+")"]++
 		case in == "":
-			wrong["outside any failure window ("+cause+")"]++
+			// Its time tells which event it followed.
+			wrong[fmt.Sprintf("outside any failure window (%s, first at +%v)", cause, firstAt(wrongAt, cause, res.Timestamp.Sub(first)))]++
 		default:
 			byCause[cause+" during "+in]++
 		}
@@ -391,6 +393,15 @@ func traefikStats(t *testing.T, gw *gatewaytest.Gateway) stats {
 		}
 	}
 	return s
+}
+
+// firstAt returns the offset of the first answer of cause, recording d if it is the first.
+func firstAt(seen map[string]time.Duration, cause string, d time.Duration) time.Duration {
+	if at, ok := seen[cause]; ok {
+		return at
+	}
+	seen[cause] = d.Round(100 * time.Millisecond)
+	return seen[cause]
 }
 
 func counts(m map[string]int) string {

@@ -129,6 +129,25 @@ func TestLimits(t *testing.T) {
 				}
 			}
 		})
+		t.Run("the redirecting entry point web has the same header limit", func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range []struct {
+				pad  int
+				want int
+			}{{40 << 10, http.StatusRequestHeaderFieldsTooLarge}, {16 << 10, http.StatusMovedPermanently}} {
+				conn, err := net.DialTimeout("tcp", strings.TrimPrefix(s.gw.HTTPURL, "http://"), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = io.WriteString(conn, "GET /api/v1/accounts HTTP/1.1\r\nHost: localhost\r\nX-Pad: "+strings.Repeat("a", tc.pad)+"\r\nConnection: close\r\n\r\n")
+				res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				conn.Close()
+				if err != nil || res.StatusCode != tc.want {
+					t.Fatalf("web, %d bytes of header: %v %v, want %d", tc.pad, res, err, tc.want)
+				}
+			}
+		})
 		t.Run("the entry point runs with the configured limits", func(t *testing.T) {
 			t.Parallel()
 			// Idle (60s) and write (40s) timeouts are longer than this test may take: Traefik's

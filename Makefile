@@ -53,6 +53,13 @@ bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk,
 	@bash .ci/deps bench
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
 
+.PHONY: soak
+DURATION ?= 60s
+RATE     ?= 1000
+soak: traefik ## open-loop load (vegeta, RATE req/s) through TLS for DURATION with Redis restart, key rotation, broker kill, config rewrite, hostile requests
+	set -o pipefail; cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_SOAK=1 PAVILION_SOAK_DURATION=$(DURATION) PAVILION_SOAK_RATE=$(RATE) \
+	  $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./soaktest/ 2>&1 | tee $(CURDIR)/soak-results.txt | grep -v '^=== RUN'
+
 .PHONY: keycloak
 keycloak: ## real Keycloak (dev mode, realm demo/keycloak/pavilion-realm.json) in the foreground; Ctrl-C stops it
 	@bash .ci/keycloak run

@@ -32,6 +32,7 @@ var placeholders = []placeholder{
 	{"PAVILION_HEALTH_CACHE", "", "9s"},
 	{"PAVILION_TLS_CERT", "/configcheck/certs/tls.crt", "/configcheck/alt/tls.crt"},
 	{"PAVILION_TLS_KEY", "/configcheck/certs/tls.key", "/configcheck/alt/tls.key"},
+	{"PAVILION_CORS_EXTRA_ORIGINS", "", "http://localhost:3000, http://127.0.0.1:3000"},
 }
 
 // envSet is one environment for rendering.
@@ -73,7 +74,7 @@ func variant(name string) envSet {
 }
 
 // funcNames are the template functions the check provides (Traefik provides all of sprig).
-const funcNames = "env, default, quote, lower, upper, trim"
+const funcNames = "env, default, quote, lower, upper, trim, splitList"
 
 // render executes a dynamic file as Traefik's file provider does (text/template, sprig
 // functions, data false), with env reading vals. It returns the variables the file read and
@@ -115,6 +116,8 @@ func render(name, content string, vals map[string]string) (out string, used, unk
 		"lower": strings.ToLower,
 		"upper": strings.ToUpper,
 		"trim":  strings.TrimSpace,
+		// sprig's splitList: strings.Split (an empty string gives one empty element).
+		"splitList": func(sep, s string) []string { return strings.Split(s, sep) },
 	}
 	tmpl, err := template.New(name).Funcs(funcs).Parse(content)
 	if err != nil {

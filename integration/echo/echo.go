@@ -18,6 +18,7 @@ type Seen struct {
 	Instance string      `json:"instance"`
 	Method   string      `json:"method"`
 	Path     string      `json:"path"`
+	RawPath  string      `json:"rawPath,omitempty"` // the path as it was encoded, when it differs
 	Query    string      `json:"query"`
 	Proto    string      `json:"proto"`
 	Host     string      `json:"host"`
@@ -34,6 +35,29 @@ type Server struct {
 	srv      *http.Server
 	done     chan struct{}
 	stopOnce sync.Once
+
+	mu    sync.Mutex
+	count int64
+	paths []string // escaped paths of the requests counted, oldest first, at most maxPaths
+}
+
+// maxPaths bounds what Paths keeps.
+const maxPaths = 10000
+
+// Requests is how many requests other than /health the server has received: a test compares
+// it before and after a request to tell whether that request reached the upstream.
+func (s *Server) Requests() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// Paths returns the escaped paths (with query) of the requests Requests counts, oldest
+// first; only the last 10,000 are kept.
+func (s *Server) Paths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.paths...)
 }
 
 // Start starts an echo server on a free loopback port. It serves HTTP/1.1 and unencrypted
@@ -42,8 +66,15 @@ type Server struct {
 // Every request gets 200 and a JSON Seen, except /health, which answers {"status":"pass"}.
 func Start(tb testing.TB, name string) *Server {
 	tb.Helper()
+	return StartAt(tb, name, "127.0.0.1:0")
+}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// StartAt is Start on a given address: a stopped server comes back where it was with
+// StartAt(tb, s.Name, strings.TrimPrefix(s.URL, "http://")).
+func StartAt(tb testing.TB, name, addr string) *Server {
+	tb.Helper()
+
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatalf("echo %q: listen: %v", name, err)
 	}
@@ -95,10 +126,19 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	s.mu.Lock()
+	s.count++
+	if len(s.paths) == maxPaths {
+		s.paths = append(s.paths[:0], s.paths[1:]...)
+	}
+	s.paths = append(s.paths, req.URL.RequestURI())
+	s.mu.Unlock()
+
 	seen := Seen{
 		Instance: s.Name,
 		Method:   req.Method,
 		Path:     req.URL.Path,
+		RawPath:  req.URL.RawPath,
 		Query:    req.URL.RawQuery,
 		Proto:    req.Proto,
 		Host:     req.Host,

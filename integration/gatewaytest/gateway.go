@@ -86,10 +86,20 @@ type Options struct {
 	ExtraDynamic map[string]string
 	// Debug sets api.debug: Go's /debug/pprof/ handlers on the internal entry point.
 	Debug bool
+	// CopyDynamic puts a copy of the repository's dynamic/ in the working directory
+	// (Dir/dynamic) instead of a link to it, so that a test can rewrite a file there and
+	// watch Traefik reload it without touching the repository.
+	CopyDynamic bool
 	// WithoutPlugins drops the experimental section (the local plugins) from the static
 	// configuration: routers using plugin middlewares are then disabled, the others serve.
 	// For comparisons with Traefik alone.
 	WithoutPlugins bool
+}
+
+// StartWithDynamicCopy is Start with Options.CopyDynamic.
+func StartWithDynamicCopy(tb testing.TB, env []string, wait ...string) *Gateway {
+	tb.Helper()
+	return StartWith(tb, Options{Env: env, Wait: wait, CopyDynamic: true})
 }
 
 // StartWith is Start with more options.
@@ -144,7 +154,7 @@ func StartWith(tb testing.TB, opts Options) *Gateway {
 	if err := os.Symlink(root, filepath.Join(plugins, path.Base(pluginharness.RootModule))); err != nil {
 		tb.Fatal(err)
 	}
-	if err := linkDynamic(root, dir, opts.ExtraDynamic); err != nil {
+	if err := linkDynamic(root, dir, opts.ExtraDynamic, opts.CopyDynamic); err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), rendered, 0o644); err != nil {
@@ -169,11 +179,22 @@ func StartWith(tb testing.TB, opts Options) *Gateway {
 	return g
 }
 
-// linkDynamic makes dir/dynamic the repository's dynamic/: a link to it, or, with extra
-// files, a directory of links to its files beside the extra ones.
-func linkDynamic(root, dir string, extra map[string]string) error {
+// linkDynamic makes dir/dynamic the repository's dynamic/: a link to it, a copy of it
+// (copied), or, with extra files, a directory of links to its files beside the extra ones.
+func linkDynamic(root, dir string, extra map[string]string, copied bool) error {
 	src := filepath.Join(root, "dynamic")
 	dst := filepath.Join(dir, "dynamic")
+	if copied {
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+			return err
+		}
+		for name, content := range extra {
+			if err := os.WriteFile(filepath.Join(dst, name), []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if len(extra) == 0 {
 		return os.Symlink(src, dst)
 	}

@@ -370,9 +370,10 @@ func TestHealthCases(t *testing.T) {
 					if tc.desc == "all pass" {
 						hlCheckShape(t, d, body)
 					}
-					// Upstream and Redis addresses are never shown (a JWKS URL is: its componentId).
-					for _, addr := range []string{env.broker.Addr, env.sibling.URL, env.redis.Addr(), env.dead} {
-						if strings.Contains(body, addr) && tc.desc != "jwks unreachable" {
+					// No URL, host or port is ever shown: not the upstreams', Redis' nor the JWKS'
+					// (a JWKS entry's componentId is the option that defines it, jwks[i]).
+					for _, addr := range []string{env.broker.Addr, env.sibling.URL, env.redis.Addr(), env.dead, env.jwks.URL, "127.0.0.1", "http"} {
+						if strings.Contains(body, addr) {
 							t.Fatalf("the document shows the address %s: %s", addr, body)
 						}
 					}
@@ -420,10 +421,10 @@ func hlCheckJWKSEntries(t *testing.T, d hlDoc, body string, env *hlEnv) {
 	for _, e := range entries {
 		byID[e["componentId"]] = e
 	}
-	if e := byID[env.jwks.URL+"/certs"]; e == nil || e["status"] != "pass" || e["observedValue"] != 2.0 {
+	if e := byID["jwks[0]"]; e == nil || e["status"] != "pass" || e["observedValue"] != 2.0 {
 		t.Fatalf("/certs entry: %s", body)
 	}
-	if e := byID[env.jwks.URL+"/empty"]; e == nil || e["status"] != "fail" || e["output"] != "key set has no keys" || e["observedValue"] != 0.0 {
+	if e := byID["jwks[1]"]; e == nil || e["status"] != "fail" || e["output"] != "key set has no keys" || e["observedValue"] != 0.0 {
 		t.Fatalf("/empty entry: %s", body)
 	}
 }

@@ -324,6 +324,98 @@ func jwtCases() []jwtCase {
 				r.AddCookie(&http.Cookie{Name: "kc_token", Value: token(t, iss, nil)})
 			}, status: 200, upstream: map[string]string{"X-Auth-Client": "svc"}},
 		{desc: "custom realm in the challenge", config: map[string]any{"realm": "broker"}, status: 401, challenge: `Bearer realm="broker"`},
+
+		// Identity headers a client may not send (any X-Auth-*, and the identityHeaders list).
+		{desc: "every client-sent X-Auth-* header is removed, under any spelling", status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
+				r.Header.Set("X-Auth-Admin", "true")
+				r.Header.Set("X-Auth-Request-User", "root")
+				r.Header["X_auth_tenant"] = []string{"acme"}
+				r.Header["X-Auth_group"] = []string{"admins"}
+			},
+			upstream: map[string]string{"X-Auth-Admin": "", "X-Auth-Request-User": "", "X_auth_tenant": "", "X-Auth_group": "", "X-Auth-Client": "svc"}},
+		{desc: "default identity headers are removed", status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
+				r.Header.Set("Forwarded", "for=10.0.0.1;by=internal")
+				r.Header.Set("X-Remote-User", "root")
+				r.Header.Set("X-Forwarded-User", "root")
+				r.Header.Set("Remote-User", "root")
+				r.Header["X_remote_user"] = []string{"root"}
+				r.Header.Set("X-Forwarded-Email", "root@example")
+				r.Header.Set("X-Forwarded-Groups", "admins")
+				r.Header.Set("X-Webauth-User", "root")
+				r.Header.Set("X-Tenant", "kept")
+			},
+			upstream: map[string]string{"Forwarded": "", "X-Remote-User": "", "X-Forwarded-User": "", "Remote-User": "",
+				"X_remote_user": "", "X-Forwarded-Email": "", "X-Forwarded-Groups": "", "X-Webauth-User": "", "X-Tenant": "kept"}},
+		{desc: "identity headers removed from anonymous requests too", config: map[string]any{"optional": "true"}, status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("X-Auth-Admin", "true")
+				r.Header.Set("X-Remote-User", "root")
+			},
+			upstream: map[string]string{"X-Auth-Admin": "", "X-Remote-User": ""}},
+		{desc: "identityHeaders replaces the default list; X-Auth-* always removed",
+			config: map[string]any{"identityHeaders": []any{"X-Tenant", "X-Forwarded-User"}}, status: 200,
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil))
+				r.Header.Set("X-Tenant", "acme")
+				r.Header.Set("X_forwarded_user", "root")
+				r.Header.Set("X-Remote-User", "kept")
+				r.Header.Set("X-Auth-Admin", "true")
+			},
+			upstream: map[string]string{"X-Tenant": "", "X_forwarded_user": "", "X-Remote-User": "kept", "X-Auth-Admin": ""}},
+
+		// Claim values: one rule for what is forwarded, what is refused.
+		{desc: "comma inside a role is refused, not split into two roles",
+			request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{"broker-user", "x,broker-admin"}}}),
+			status:  401, challenge: invalid, errorCode: "invalid_token", why: "comma"},
+		{desc: "U+0085 (NEL) in a claim is refused", request: withToken(map[string]any{"preferred_username": "a\u0085X-Admin: 1"}),
+			status: 401, challenge: invalid, why: "control characters"},
+		{desc: "U+2028 (line separator) in a claim is refused", request: withToken(map[string]any{"preferred_username": "a\u2028b"}),
+			status: 401, challenge: invalid, why: "control characters"},
+		{desc: "U+2029 (paragraph separator) in a role is refused",
+			request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{"broker-user", "a\u2029b"}}}),
+			status:  401, challenge: invalid, why: "control characters"},
+		{desc: "C1 control U+009B in a claim is refused", request: withToken(map[string]any{"azp": "svc\u009b"}),
+			status: 401, challenge: invalid, why: "control characters"},
+		{desc: "bidi override U+202E in a claim is refused", request: withToken(map[string]any{"preferred_username": "abc\u202egpj.exe"}),
+			status: 401, challenge: invalid, why: "control characters"},
+		{desc: "non-ASCII letters are forwarded as UTF-8", request: withToken(map[string]any{"preferred_username": "José-Ünal"}),
+			status: 200, upstream: map[string]string{"X-Auth-Username": "José-Ünal"}},
+		{desc: "sub that is a number is refused", request: withToken(map[string]any{"sub": 42}),
+			status: 401, challenge: invalid, why: "type"},
+		{desc: "sub that is an object is refused", request: withToken(map[string]any{"sub": map[string]any{"id": "root"}}),
+			status: 401, challenge: invalid, why: "type"},
+		{desc: "sub that is an array is refused", request: withToken(map[string]any{"sub": []any{"a", "b"}}),
+			status: 401, challenge: invalid, why: "type"},
+		{desc: "azp that is not a string is refused", request: withToken(map[string]any{"azp": true}),
+			status: 401, challenge: invalid, why: "type"},
+		{desc: "a forwarded claim that is an object is refused", request: withToken(map[string]any{"preferred_username": map[string]any{"a": "b"}}),
+			status: 401, challenge: invalid, why: "type"},
+		{desc: "an array element that is an object is refused",
+			request: withToken(map[string]any{"realm_access": map[string]any{"roles": []any{"broker-user", map[string]any{"a": "b"}}}}),
+			status:  401, challenge: invalid, why: "type"},
+
+		// One rule for the Bearer scheme: any letter case, one or more spaces, surrounding
+		// spaces ignored.
+		{desc: "Bearer with two spaces", status: 200, upstream: map[string]string{"X-Auth-Client": "svc"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer  "+token(t, iss, nil))
+			}},
+		{desc: "bearer with two spaces", status: 200, upstream: map[string]string{"X-Auth-Client": "svc"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "bearer  "+token(t, iss, nil))
+			}},
+		{desc: "Bearer with a trailing space", status: 200, upstream: map[string]string{"X-Auth-Client": "svc"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+token(t, iss, nil)+" ")
+			}},
+		{desc: "BEARER with a trailing space", status: 200, upstream: map[string]string{"X-Auth-Client": "svc"},
+			request: func(t *testing.T, iss *issuer.Issuer, r *http.Request) {
+				r.Header.Set("Authorization", "BEARER "+token(t, iss, nil)+" ")
+			}},
 	}
 }
 
@@ -439,6 +531,8 @@ func TestJWTAuthConfigErrors(t *testing.T) {
 					map[string]any{"claim": "azp", "header": "Cookie"}}},
 					want: []string{`claimHeaderList[0].claim: invalid claim path ""`, `claimHeaderList[1].header: invalid header name "X Bad"`,
 						`claimHeaderList[2].claim: invalid claim path "a..b"`, `claimHeaderList[3].header: header "Cookie" is reserved`}},
+				{desc: "identity header needed by the request", config: map[string]any{"issuer": "https://kc/realms/p", "identityHeaders": []any{"X-User", "authorization"}}, want: []string{`identityHeaders: header "Authorization" is needed by the request itself`}},
+				{desc: "identity header not a token", config: map[string]any{"issuer": "https://kc/realms/p", "identityHeaders": []any{"X User"}}, want: []string{`identityHeaders: invalid header name "X User"`}},
 				{desc: "bad client role", config: map[string]any{"issuer": "https://kc/realms/p", "requiredRoles": []any{"core-broker:"}}, want: []string{`requiredRoles: "core-broker:"`}},
 				{desc: "bool yes fails to decode", config: map[string]any{"issuer": "https://kc/realms/p", "optional": "yes"}, want: []string{"Optional"}},
 				{desc: "every problem at once", config: map[string]any{"leeway": "x", "refreshInterval": "-1s", "realm": `a"b`},

@@ -85,7 +85,8 @@ type Config struct {
 	// Redis is checked with PING through a fresh connection each round.
 	Redis Redis `json:"redis,omitempty"`
 	// JWKS are key set URLs, fetched each round; each must answer 2xx with a JSON key set
-	// holding at least one key ("jwks:keys", one entry per URL, observedValue = keys).
+	// holding at least one key ("jwks:keys", one entry per URL with componentId "jwks[i]",
+	// its index here: never the URL; observedValue = keys).
 	JWKS []string `json:"jwks,omitempty"`
 	// JWKSTimeout bounds one JWKS fetch. Default 2s, at most 1m.
 	JWKSTimeout string `json:"jwksTimeout,omitempty"`
@@ -130,7 +131,7 @@ const (
 type check struct {
 	kind        int
 	key         string // "<component>:<measurement>"
-	componentID string // shown in the document: the redacted JWKS URL, else empty
+	componentID string // shown in the document: "jwks[i]" (the option) for a JWKS check, else empty
 	path        string
 	url         string
 	timeout     time.Duration
@@ -236,7 +237,8 @@ func (c *Config) compile() (*settings, error) {
 			continue
 		}
 		seenJWKS[u] = true
-		s.checks = append(s.checks, check{kind: kindJWKS, key: "jwks:keys", componentID: redactURL(u), url: u, timeout: jwksTimeout})
+		// componentId is the option, never the URL: the public document names no URL, host or port.
+		s.checks = append(s.checks, check{kind: kindJWKS, key: "jwks:keys", componentID: opt, url: u, timeout: jwksTimeout})
 	}
 
 	if ca := strings.TrimSpace(c.JWKSCAFile); ca != "" {

@@ -88,6 +88,12 @@ type Config struct {
 	// present a publicly issued certificate). Read once in New; a missing or invalid file is a
 	// configuration error. Default "": the system roots.
 	CAFile string `json:"caFile,omitempty"`
+	// IdentityHeaders are request headers an upstream might read as the caller's identity:
+	// the client's copies are removed from every request, under every spelling a backend may
+	// read as the same name (X_Remote_User for X-Remote-User). Setting it replaces the default
+	// list (DefaultIdentityHeaders). Any header starting with X-Auth- (or X_Auth_…) and the
+	// claimHeaders are always removed, whatever this list holds (added option).
+	IdentityHeaders []string `json:"identityHeaders,omitempty"`
 }
 
 // FailedAuth is the failedAuth option.
@@ -111,6 +117,30 @@ type ClaimHeader struct {
 	// Header is the request header the upstream receives (X-Auth-Roles).
 	Header string `json:"header,omitempty"`
 }
+
+// DefaultIdentityHeaders is the identityHeaders list used when it is not set: headers that
+// authenticating proxies (oauth2-proxy, Authelia, Kong, Grafana, Apache/CGI, Envoy and
+// Traefik's passTLSClientCert) set for their upstreams, and Forwarded (RFC 7239), whose
+// for=/by= a backend may take as the client's address.
+func DefaultIdentityHeaders() []string {
+	return []string{
+		"Forwarded",
+		"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name",
+		"X-Remote-User", "X-Remote-Group", "X-Remote-Groups",
+		"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups",
+		"X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token",
+		"X-User", "X-User-Id", "X-Username", "X-Email", "X-Groups",
+		"X-Authenticated-User", "X-Authenticated-Userid", "X-Webauth-User",
+		"X-Consumer-Id", "X-Consumer-Username", "X-Consumer-Custom-Id", "X-Credential-Identifier",
+		"X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
+		"X-Ssl-Client-Cert", "X-Ssl-Client-Dn", "X-Ssl-Client-Verify", "X-Client-Cert", "Ssl-Client-Cert",
+	}
+}
+
+// authPrefixes are the canonical spellings of the first 7 bytes of a header named X-Auth-…
+// (net/http canonicalises names: a letter after '-' is upper case, after '_' lower case).
+// Every such header is removed from client requests.
+var authPrefixes = []string{"X-Auth-", "X-Auth_", "X_auth_", "X_auth-"}
 
 // DefaultClaimHeaders is the claim-to-header map used when claimHeaders is not set.
 func DefaultClaimHeaders() map[string]string {
@@ -171,6 +201,7 @@ type settings struct {
 	cacheSize    int
 	tokenTypes   map[string]bool
 	strip        map[string]bool // canonical header names removed from every request
+	stripPrefix  map[string]bool // authPrefixes: a header whose first 7 bytes are one is removed
 	anyType      bool
 	failLimit    int            // failedAuth.limit, 0: off
 	failWindow   time.Duration  // failedAuth.window
@@ -352,6 +383,28 @@ func (c *Config) compile() (*settings, error) {
 			continue
 		}
 		s.failTrusted = append(s.failTrusted, n)
+	}
+	identity := confmap.CleanList(c.IdentityHeaders)
+	if len(identity) == 0 {
+		identity = DefaultIdentityHeaders()
+	}
+	for _, name := range identity {
+		h := http.CanonicalHeaderKey(name)
+		if !confmap.IsToken(h) {
+			bad("identityHeaders", "invalid header name %q", name)
+			continue
+		}
+		if reservedHeaders[h] {
+			bad("identityHeaders", "header %q is needed by the request itself and cannot be removed", h)
+			continue
+		}
+		for _, v := range headerVariants(h) {
+			s.strip[v] = true
+		}
+	}
+	s.stripPrefix = map[string]bool{}
+	for _, p := range authPrefixes {
+		s.stripPrefix[p] = true
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

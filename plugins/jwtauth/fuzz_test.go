@@ -2,8 +2,10 @@ package jwtauth
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -54,8 +56,49 @@ func FuzzVerify(f *testing.F) {
 		r.Header["Authorization"] = []string{"Bearer " + tok}
 		w := httptest.NewRecorder()
 		a.ServeHTTP(w, r)
-		if w.Code == http.StatusOK && tok != valid {
+		// Spaces and tabs around the token are not part of it (the Bearer rule).
+		if w.Code == http.StatusOK && strings.Trim(tok, " \t") != valid {
 			t.Fatalf("a token that the issuer did not sign was accepted: %q", tok)
+		}
+	})
+}
+
+// FuzzClaimValue: whatever JSON a claim holds, the header value built from it is either
+// refused or free of control characters, line and paragraph separators and bidirectional
+// controls, and an array's elements never hold a comma.
+func FuzzClaimValue(f *testing.F) {
+	for _, seed := range []string{`"svc"`, `42`, `true`, `null`, `{"a":1}`, `["a","b"]`, `["x,y"]`, `"a\u2028b"`,
+		`"a\u0085b"`, `["a",{"b":1}]`, `[[1]]`, `"\u202egpj"`, `1e308`, `-0.5`} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	a := &jwtAuth{rej: newRejections(&settings{realm: "r"})}
+	f.Fuzz(func(t *testing.T, raw string, sub bool) {
+		var v any
+		if json.Unmarshal([]byte(raw), &v) != nil {
+			return
+		}
+		path := []string{"x"}
+		if sub {
+			path = []string{"sub"}
+		}
+		out, rej := a.claimValue(map[string]any{path[0]: v}, path)
+		if rej != nil {
+			return
+		}
+		if unsafeClaimText(out) {
+			t.Fatalf("%s: forwarded %q", raw, out)
+		}
+		if list, ok := v.([]any); ok && len(strings.Split(out, ",")) != len(list) && out != "" {
+			t.Fatalf("%s: %d elements forwarded as %q", raw, len(list), out)
+		}
+		if _, isString := v.(string); sub && v != nil && !isString {
+			t.Fatalf("%s: sub that is not a string forwarded as %q", raw, out)
+		}
+		for _, r := range out {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 {
+				t.Fatalf("%s: forwarded %q", raw, out)
+			}
 		}
 	})
 }

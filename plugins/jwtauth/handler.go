@@ -80,7 +80,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	for name := range h {
-		if a.s.strip[name] {
+		if a.s.strip[name] || (len(name) > 6 && name[0] == 'X' && a.s.stripPrefix[name[:7]]) {
 			delete(h, name)
 		}
 	}
@@ -174,6 +174,9 @@ func (a *jwtAuth) checkedVerdict(req *http.Request, token string) *verdict {
 // cache of its own, bounded apart from the verified tokens so that a flood of forged tokens
 // never evicts them: a repeated forged token costs a lookup, not a signature check.
 func (a *jwtAuth) verdictFor(token string) *verdict {
+	// The hot path hands over what follows "Bearer " as it is: one rule for every spelling of
+	// the scheme (see extract), so the spaces around the token are dropped here too.
+	token = strings.Trim(token, bearerSpace)
 	if len(token) > maxTokenBytes {
 		return &verdict{reject: a.rej.malformed}
 	}
@@ -228,6 +231,10 @@ func refusedCacheSize(cacheSize int) int {
 	return cacheSize
 }
 
+// bearerSpace is what may surround the token: "Bearer" in any letter case, then one or more
+// spaces (RFC 7235 1*SP), the token, optional white space (RFC 9110 OWS).
+const bearerSpace = " \t"
+
 // extract returns the bearer token from the Authorization header or, failing that, the
 // configured cookie. Another scheme counts as no token.
 func (a *jwtAuth) extract(req *http.Request) (string, *rejection) {
@@ -239,7 +246,7 @@ func (a *jwtAuth) extract(req *http.Request) (string, *rejection) {
 	if len(values) == 1 {
 		v := values[0]
 		if len(v) > 7 && (strings.HasPrefix(v, "Bearer ") || strings.EqualFold(v[:7], "bearer ")) {
-			token = strings.TrimSpace(v[7:])
+			token = strings.Trim(v[7:], bearerSpace)
 			if token == "" {
 				return "", a.rej.malformed
 			}

@@ -34,6 +34,8 @@ type rejections struct {
 	missingExp     *rejection
 	invalidClaims  *rejection
 	controlChars   *rejection
+	claimType      *rejection
+	claimComma     *rejection
 	tokenType      *rejection
 	multipleAuth   *rejection
 	scope          *rejection
@@ -70,6 +72,8 @@ func newRejections(s *settings) rejections {
 		missingExp:     invalid("missing_exp", "the token has no expiry"),
 		invalidClaims:  invalid("invalid_claims", "the token claims are invalid"),
 		controlChars:   invalid("bad_claim_value", "a token claim holds control characters"),
+		claimType:      invalid("bad_claim_value", "a forwarded token claim has an unsupported type"),
+		claimComma:     invalid("bad_claim_value", "a token claim array element holds a comma"),
 		tokenType:      invalid("wrong_type", "the token is not an access token"),
 		multipleAuth:   invalid("malformed", "more than one Authorization header"),
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
@@ -80,7 +84,7 @@ func newRejections(s *settings) rejections {
 	// Not unknownKey: its next request must be able to trigger a JWKS fetch (at most one per
 	// minRefreshInterval), and it costs no signature check anyway.
 	for _, x := range []*rejection{r.malformed, r.signature, r.algorithm, r.expired, r.issuer, r.audience,
-		r.missingExp, r.invalidClaims, r.controlChars, r.tokenType} {
+		r.missingExp, r.invalidClaims, r.controlChars, r.claimType, r.claimComma, r.tokenType} {
 		x.lasting = true
 	}
 	return r
@@ -90,7 +94,7 @@ func newRejections(s *settings) rejections {
 func (r *rejections) all() []*rejection {
 	return []*rejection{r.missing, r.malformed, r.signature, r.algorithm, r.expired, r.notYetValid,
 		r.issuedInFuture, r.issuer, r.audience, r.unknownKey, r.missingExp, r.invalidClaims,
-		r.controlChars, r.tokenType, r.multipleAuth, r.scope, r.role, r.tooManyFailures}
+		r.controlChars, r.claimType, r.claimComma, r.tokenType, r.multipleAuth, r.scope, r.role, r.tooManyFailures}
 }
 
 func newRejection(status int, reason, code, description, challenge string) *rejection {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-
-	"github.com/pavilion-trust/gateway/plugins/confmap"
 )
 
 // maxTokenBytes bounds the token accepted for parsing.
@@ -93,9 +91,9 @@ func (a *jwtAuth) verify(token string) *verdict {
 	exp, _ := claims["exp"].(float64)
 	v := &verdict{token: token, exp: int64(exp), gen: gen}
 	for _, h := range a.s.headers {
-		val := claimString(claims, h.path)
-		if confmap.HasControl(val) {
-			return &verdict{reject: a.rej.controlChars}
+		val, rej := a.claimValue(claims, h.path)
+		if rej != nil {
+			return &verdict{reject: rej}
 		}
 		if val != "" {
 			v.names = append(v.names, h.header)
@@ -221,21 +219,83 @@ func lookupPath(claims map[string]any, path []string) any {
 	return cur
 }
 
-// claimString renders a claim as a header value: arrays joined with ",", numbers in decimal.
-// Objects, null and absent claims give "" (no header).
-func claimString(claims map[string]any, path []string) string {
+// claimValue renders a forwarded claim as one header value, or refuses the token. The rule
+// (docs/security.md):
+//   - absent or null: no header;
+//   - sub and azp must be JSON strings (RFC 7519 §4.1.2, OpenID Connect Core §2);
+//   - a string is forwarded as it is, a number in decimal, a boolean as true/false;
+//   - an array of those is joined with ","; an element holding a comma is refused (it would
+//     read as two elements), as is an element that is an object, an array or null;
+//   - an object is refused;
+//   - a value holding a control character (C0, DEL, C1 such as U+0085), a Unicode line or
+//     paragraph separator (U+2028, U+2029) or a bidirectional control is refused.
+func (a *jwtAuth) claimValue(claims map[string]any, path []string) (string, *rejection) {
 	v := lookupPath(claims, path)
-	if list, ok := v.([]any); ok {
-		parts := make([]string, 0, len(list))
-		for _, x := range list {
-			if s, ok := scalarString(x); ok {
-				parts = append(parts, s)
-			}
-		}
-		return strings.Join(parts, ",")
+	if v == nil {
+		return "", nil
 	}
-	s, _ := scalarString(v)
-	return s
+	if len(path) == 1 && (path[0] == "sub" || path[0] == "azp") {
+		if _, ok := v.(string); !ok {
+			return "", a.rej.claimType
+		}
+	}
+	list, isList := v.([]any)
+	if !isList {
+		s, ok := scalarString(v)
+		if !ok {
+			return "", a.rej.claimType
+		}
+		if unsafeClaimText(s) {
+			return "", a.rej.controlChars
+		}
+		return s, nil
+	}
+	parts := make([]string, 0, len(list))
+	for _, x := range list {
+		s, ok := scalarString(x)
+		if !ok {
+			return "", a.rej.claimType
+		}
+		if strings.IndexByte(s, ',') >= 0 {
+			return "", a.rej.claimComma
+		}
+		if unsafeClaimText(s) {
+			return "", a.rej.controlChars
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// unsafeClaimText reports whether s holds a character that must never reach an upstream
+// header: C0 controls and DEL, and (past the ASCII fast path) C1 controls, U+2028, U+2029
+// and the bidirectional controls.
+func unsafeClaimText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+		if c >= 0x80 {
+			return unsafeRunes(s[i:])
+		}
+	}
+	return false
+}
+
+func unsafeRunes(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return true
+		}
+		if r == 0x2028 || r == 0x2029 || r == 0x061c || r == 0x200e || r == 0x200f {
+			return true
+		}
+		if (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return true
+		}
+	}
+	return false
 }
 
 func scalarString(v any) (string, bool) {

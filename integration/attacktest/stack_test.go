@@ -23,6 +23,9 @@ import (
 
 const (
 	rateRequests = 20 // PAVILION_RATE_REQUESTS: per client (azp) per window
+	// authFailures is PAVILION_AUTH_FAILURES: the cases send many bad tokens from 127.0.0.1;
+	// badTokenFlood spends it from 127.0.0.2.
+	authFailures = 300
 	rateWindow   = 60 * time.Second
 	bodyLimit    = 1 << 20 // dynamic/gateway.yml body-limit maxRequestBodyBytes
 	readTimeout  = 10 * time.Second
@@ -69,6 +72,7 @@ func startStack(t *testing.T) *stack {
 		"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(s.brokers[1].URL, "http://"),
 		"PAVILION_RATE_REQUESTS=" + strconv.Itoa(rateRequests),
 		"PAVILION_RATE_WINDOW=" + rateWindow.String(),
+		"PAVILION_AUTH_FAILURES=" + strconv.Itoa(authFailures),
 		"PAVILION_HEALTHCHECK_INTERVAL=1s",
 		"PAVILION_HEALTH_CACHE=200ms",
 		"PAVILION_TLS_CERT=" + s.certs.Cert,

@@ -71,6 +71,11 @@ type Config struct {
 	// CacheSize bounds the cache of verified tokens (keyed by a seeded hash/maphash of the token, never
 	// used past the token's exp). 0 disables it. Default 10000.
 	CacheSize int `json:"cacheSize,omitempty"`
+	// MaxHeaders bounds the number of distinct request header names: a request with more gets
+	// 431 before anything else is done, so that the work done per request (the removal of
+	// client-sent identity headers walks every header) does not grow with what a client
+	// sends. Default 100 (browsers and proxies send far fewer); 10 to 10000.
+	MaxHeaders int `json:"maxHeaders,omitempty"`
 	// TokenTypes lists the accepted values of the `typ` claim when a token carries one
 	// (case-insensitive). Default [Bearer]: Keycloak access tokens; its ID and refresh tokens
 	// (typ ID, Refresh) are refused. "*" accepts any.
@@ -165,6 +170,7 @@ func CreateConfig() *Config {
 		Realm:              "pavilion",
 		FetchTimeout:       "5s",
 		CacheSize:          10000,
+		MaxHeaders:         100,
 		FailedAuth:         FailedAuth{Window: "1m"},
 	}
 }
@@ -203,6 +209,7 @@ type settings struct {
 	strip        map[string]bool // canonical header names removed from every request
 	stripPrefix  map[string]bool // authPrefixes: a header whose first 7 bytes are one is removed
 	anyType      bool
+	maxHeaders   int
 	failLimit    int            // failedAuth.limit, 0: off
 	failWindow   time.Duration  // failedAuth.window
 	failTrusted  []*net.IPNet   // failedAuth.trustedProxies
@@ -370,6 +377,10 @@ func (c *Config) compile() (*settings, error) {
 		for _, v := range headerVariants(h) {
 			s.strip[v] = true
 		}
+	}
+	s.maxHeaders = c.MaxHeaders
+	if s.maxHeaders < 10 || s.maxHeaders > 10000 {
+		bad("maxHeaders", "must be between 10 and 10000, got %d", c.MaxHeaders)
 	}
 	s.failLimit = c.FailedAuth.Limit
 	if s.failLimit < 0 || s.failLimit > 1000000 {

@@ -79,6 +79,10 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 // "Bearer" header, a cached verdict); everything else is in serveSlow and verdictFor.
 func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
+	if len(h) > a.s.maxHeaders {
+		a.refuse(rw, req, a.rej.tooManyHeaders)
+		return
+	}
 	for name := range h {
 		if a.s.strip[name] || (len(name) > 6 && name[0] == 'X' && a.s.stripPrefix[name[:7]]) {
 			delete(h, name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -347,5 +348,32 @@ func TestFailedAuthBudget(t *testing.T) {
 	clock = clock.Add(time.Second)
 	if w := send("192.0.2.7:1000", fresh); w.Code != 200 {
 		t.Fatalf("next window: %d, want 200", w.Code)
+	}
+}
+
+// TestMaxHeaders: a request with more header names than maxHeaders is refused with 431 before
+// the identity-header removal walks them, with or without a token; one at the bound passes.
+func TestMaxHeaders(t *testing.T) {
+	k0 := testRSAKey(t, 0)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, func(c *Config) { c.MaxHeaders = 20 })
+	tok := sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), nil)
+	for _, tc := range []struct {
+		desc  string
+		extra int
+		want  int
+	}{{"at the bound", 19, 200}, {"one over", 20, 431}, {"a thousand", 1000, 431}} {
+		t.Run(tc.desc, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			for i := 0; i < tc.extra; i++ {
+				r.Header.Set("X-Filler-"+strconv.Itoa(i), "v")
+			}
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("%d headers: %d, want %d", len(r.Header), w.Code, tc.want)
+			}
+		})
 	}
 }

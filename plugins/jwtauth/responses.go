@@ -42,6 +42,8 @@ type rejections struct {
 	role           *rejection
 	// tooManyFailures: the client address spent its failedAuth budget (429, Retry-After).
 	tooManyFailures *rejection
+	// tooManyHeaders: more request header names than maxHeaders (431).
+	tooManyHeaders *rejection
 }
 
 func newRejections(s *settings) rejections {
@@ -78,6 +80,8 @@ func newRejections(s *settings) rejections {
 		multipleAuth:   invalid("malformed", "more than one Authorization header"),
 		scope:          forbidden("forbidden", "the token lacks a required scope", scopeAttr),
 		role:           forbidden("forbidden", "the token lacks a required role", ""),
+		tooManyHeaders: newRejection(http.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "invalid_request",
+			"too many request headers", challenge),
 		tooManyFailures: newRejection(http.StatusTooManyRequests, "too_many_failures", "rate_limited",
 			"too many failed authentications from this address; retry later", challenge),
 	}
@@ -94,7 +98,7 @@ func newRejections(s *settings) rejections {
 func (r *rejections) all() []*rejection {
 	return []*rejection{r.missing, r.malformed, r.signature, r.algorithm, r.expired, r.notYetValid,
 		r.issuedInFuture, r.issuer, r.audience, r.unknownKey, r.missingExp, r.invalidClaims,
-		r.controlChars, r.claimType, r.claimComma, r.tokenType, r.multipleAuth, r.scope, r.role, r.tooManyFailures}
+		r.controlChars, r.claimType, r.claimComma, r.tokenType, r.multipleAuth, r.scope, r.role, r.tooManyFailures, r.tooManyHeaders}
 }
 
 func newRejection(status int, reason, code, description, challenge string) *rejection {

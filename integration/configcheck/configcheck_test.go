@@ -89,7 +89,7 @@ func TestRealConfig(t *testing.T) {
 		t.Fatalf("the gateway's configuration fails the check:\n%v", err)
 	}
 	joined := strings.Join(r.Notes, "\n")
-	for _, want := range []string{"local plugins health, jwtauth, pavilion, ratelimit, requestid", "middlewares from labels compared", "pavilion"} {
+	for _, want := range []string{"local plugins health, pavilion", "middlewares from labels compared", "pavilion"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("notes lack %q", want)
 		}
@@ -114,7 +114,12 @@ func TestUnknownSuiteSectionInFile(t *testing.T) {
 }
 
 func TestMisspelledKeyStandalonePlugin(t *testing.T) {
-	root := tempCopy(t, map[string][][2]string{"dynamic/extra.yml": {{"", `
+	root := tempCopy(t, map[string][][2]string{"static/traefik.yml": {{"  localPlugins:\n", `  localPlugins:
+    jwtauth:
+      moduleName: github.com/pavilion-trust/gateway/plugins/jwtauth
+    ratelimit:
+      moduleName: github.com/pavilion-trust/gateway/plugins/ratelimit
+`}}, "dynamic/extra.yml": {{"", `
 http:
   middlewares:
     standalone-auth:

@@ -88,7 +88,10 @@ func staticModules(t *testing.T) map[string]string {
 	if err := file.Decode(filepath.Join(repoRoot(t), "static", "traefik.yml"), &static); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	// The standalone plugins under the names the static file's comment gives them: a user
+	// declares them to use one alone.
+	const root = "github.com/pavilion-trust/gateway"
+	out := map[string]string{"jwtauth": root + "/plugins/jwtauth", "ratelimit": root + "/plugins/ratelimit", "requestid": root + "/plugins/requestid"}
 	for name, lp := range static.Experimental.LocalPlugins {
 		out[name] = lp.ModuleName
 	}

@@ -49,9 +49,16 @@ certs: ## development CA + server certificate for HTTPS (Go crypto/x509) into $(
 demo: traefik ## run the gateway demo (Ctrl-C stops everything it started)
 	@bash demo/run
 
-bench: traefik ## throughput and latency: Traefik bare vs with the plugins (wrk, loopback)
+bench: traefik ## closed-loop throughput (wrk): Traefik bare vs the plugins, floods (forged tokens, a client over its limit)
 	@bash .ci/deps bench
-	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench(JWT|RateLimit)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
+
+.PHONY: bench-latency bench-memory
+bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,1000,2000/s): plugins alone and the full TLS chain beside the native chain (~15 min)
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLatency$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-latency-results.txt | grep -v '^=== RUN'
+
+bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchMemory$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
 
 .PHONY: soak
 DURATION ?= 60s

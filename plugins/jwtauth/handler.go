@@ -23,6 +23,11 @@ type jwtAuth struct {
 	cache   *tokenCache
 	refused *tokenCache    // verdicts of refused tokens (lasting rejections only), see verdictFor
 	fails   *failureBudget // failedAuth; nil when off
+	// Copies of settings read on every request (a selector chain costs one value per step
+	// under the interpreter).
+	maxHeaders  int
+	strip       map[string]bool
+	stripPrefix map[string]bool
 	// spentVerdict answers a client that has spent its failedAuth budget.
 	spentVerdict *verdict
 	seed         maphash.Seed
@@ -67,6 +72,9 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 	}
 	a.m = newCounters(name, &a.rej)
 	a.spentVerdict = &verdict{reject: a.rej.tooManyFailures}
+	a.maxHeaders = s.maxHeaders
+	a.strip = s.strip
+	a.stripPrefix = s.stripPrefix
 	for _, alg := range s.algorithms {
 		a.methods[alg] = jwt.GetSigningMethod(alg)
 	}
@@ -79,12 +87,12 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 // "Bearer" header, a cached verdict); everything else is in serveSlow and verdictFor.
 func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
-	if len(h) > a.s.maxHeaders {
-		a.refuse(rw, req, a.rej.tooManyHeaders)
+	if len(h) > a.maxHeaders {
+		a.serveTooManyHeaders(rw, req)
 		return
 	}
 	for name := range h {
-		if a.s.strip[name] || (len(name) > 6 && name[0] == 'X' && a.s.stripPrefix[name[:7]]) {
+		if a.strip[name] || len(name) > 6 && name[0] == 'X' && a.stripPrefix[name[:7]] {
 			delete(h, name)
 		}
 	}
@@ -117,6 +125,11 @@ func (a *jwtAuth) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		a.removeToken(req)
 	}
 	a.next.ServeHTTP(rw, req)
+}
+
+// serveTooManyHeaders refuses a request with more header names than maxHeaders (431).
+func (a *jwtAuth) serveTooManyHeaders(rw http.ResponseWriter, req *http.Request) {
+	a.refuse(rw, req, a.rej.tooManyHeaders)
 }
 
 // serveSlow handles everything but a single "Bearer" Authorization header: other spellings

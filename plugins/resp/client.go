@@ -31,6 +31,8 @@ type Client struct {
 	opts      Options
 	dialer    *net.Dialer
 	tlsDialer *tls.Dialer
+	sentinel  *sentinelSet // Sentinel: where the primary is; nil for one server
+	cluster   *clusterMap  // Cluster: the routing layer; this Client's own pool is unused
 
 	mu      sync.Mutex
 	slots   int          // slots taken: connections in use or being dialed, at most PoolSize
@@ -67,6 +69,21 @@ func New(opts Options) (*Client, error) {
 	if o.TLS {
 		c.tlsDialer = &tls.Dialer{NetDialer: c.dialer, Config: o.TLSConfig}
 	}
+	if len(o.SentinelAddrs) > 0 {
+		c.sentinel = &sentinelSet{
+			addrs:    o.SentinelAddrs,
+			name:     o.MasterName,
+			user:     o.SentinelUsername,
+			pass:     o.SentinelPassword,
+			dial:     c.dialAddr,
+			budget:   o.DialTimeout + o.Timeout,
+			counters: o.Counters,
+			onEvent:  o.OnEvent,
+		}
+	}
+	if len(o.ClusterAddrs) > 0 {
+		c.cluster = newCluster(o)
+	}
 	return c, nil
 }
 
@@ -82,6 +99,9 @@ func New(opts Options) (*Client, error) {
 func (c *Client) Do(ctx context.Context, args ...string) (Value, error) {
 	if len(args) == 0 {
 		return Value{}, errNoArgs
+	}
+	if c.cluster != nil {
+		return c.cluster.do(ctx, args)
 	}
 	return c.send(ctx, appendCommand(make([]byte, 0, 64), args), args[0])
 }
@@ -107,6 +127,11 @@ func (c *Client) send(ctx context.Context, cmd []byte, name string) (Value, erro
 // maybe sent again, see Do).
 func (c *Client) failed(ctx context.Context, cn *conn, cmd []byte, name string, v Value, err error) (Value, error) {
 	if re, ok := err.(RedisError); ok {
+		if c.readOnly(re) {
+			c.discard(cn, err)
+			c.release()
+			return v, re
+		}
 		c.put(cn)
 		return v, re
 	}
@@ -306,6 +331,12 @@ func (c *Client) dropIdle() {
 // Later commands, and those waiting for a connection, fail with ErrClosed. Closing twice
 // is a no-op.
 func (c *Client) Close() error {
+	if c.cluster != nil {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		return c.cluster.close()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -62,23 +62,43 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 }
 
 func (c *Client) open(ctx context.Context) (*conn, error) {
-	var nc net.Conn
-	var err error
-	if c.tlsDialer != nil {
-		nc, err = c.tlsDialer.DialContext(ctx, "tcp", c.opts.Address)
-	} else {
-		nc, err = c.dialer.DialContext(ctx, "tcp", c.opts.Address)
+	addr := c.opts.Address
+	if c.sentinel != nil {
+		a, err := c.sentinel.primary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		addr = a
 	}
+	nc, err := c.dialAddr(ctx, addr)
 	if err != nil {
+		if c.sentinel != nil {
+			c.sentinel.forget(addr)
+		}
 		return nil, fmt.Errorf("resp: %w", err)
 	}
 
 	cn := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxBytes: c.opts.MaxReplyBytes}
-	if err := c.handshake(ctx, cn); err != nil {
+	err = c.handshake(ctx, cn)
+	if err == nil && c.sentinel != nil {
+		err = c.checkRole(ctx, cn)
+		if err != nil {
+			c.sentinel.forget(addr)
+		}
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return cn, nil
+}
+
+// dialAddr opens a TCP (or TLS) connection to addr.
+func (c *Client) dialAddr(ctx context.Context, addr string) (net.Conn, error) {
+	if c.tlsDialer != nil {
+		return c.tlsDialer.DialContext(ctx, "tcp", addr)
+	}
+	return c.dialer.DialContext(ctx, "tcp", addr)
 }
 
 // handshake sends AUTH and SELECT, as needed, in one round trip.

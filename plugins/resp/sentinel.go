@@ -1,0 +1,204 @@
+package resp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// errResolving: another goroutine is asking the sentinels right now; this command does not
+// wait for it (it would wait beyond its timeout if the sentinels are slow) and fails.
+var errResolving = errors.New("resp: asking the sentinels for the primary (in progress)")
+
+// sentinel finds the primary of a Sentinel deployment. The primary's address is asked for
+// only when a connection has to be opened and none is known (at first, and after forget:
+// a READONLY reply, a dial that failed, a server that says it is not the primary), so the
+// command path costs nothing more than with one server.
+type sentinelSet struct {
+	addrs      []string
+	name       string
+	user, pass string
+	dial       func(ctx context.Context, addr string) (net.Conn, error)
+	budget     time.Duration // bound on one round of asking the sentinels
+	counters   Counters
+	onEvent    func(event, msg string)
+
+	mu        sync.Mutex
+	current   string // the primary to dial; "" when it must be asked for
+	last      string // the primary last found, for counting switches
+	resolving bool
+	next      int // the sentinel asked first (the last one that answered)
+	switches  int64
+	asked     int64
+	lastErr   string
+}
+
+// primary returns the primary's address, asking the sentinels when it is not known.
+func (s *sentinelSet) primary(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	if s.current != "" {
+		addr := s.current
+		s.mu.Unlock()
+		return addr, nil
+	}
+	if s.resolving {
+		s.mu.Unlock()
+		return "", errResolving
+	}
+	s.resolving = true
+	first := s.next
+	s.mu.Unlock()
+
+	addr, idx, err := s.ask(ctx, first)
+
+	s.mu.Lock()
+	s.resolving = false
+	s.asked++
+	if err != nil {
+		s.lastErr = err.Error()
+		s.mu.Unlock()
+		return "", err
+	}
+	s.next = idx
+	s.current = addr
+	changed := s.last != addr
+	previous := s.last
+	if previous != "" && changed {
+		s.switches++
+	}
+	s.last = addr
+	s.mu.Unlock()
+	if changed {
+		if previous != "" {
+			count(s.counters.PrimarySwitches)
+		}
+		if s.onEvent != nil {
+			f := s.onEvent
+			f("redis_primary", "sentinel names "+addr+" as primary "+s.name+" (before: "+previous+")")
+		}
+	}
+	return addr, nil
+}
+
+// forget drops addr as the primary (addr "" drops any): the next connection asks again.
+func (s *sentinelSet) forget(addr string) {
+	s.mu.Lock()
+	if addr == "" || s.current == addr {
+		s.current = ""
+	}
+	s.mu.Unlock()
+}
+
+// ask asks each sentinel in turn, from first, for the primary's address; idx is the index
+// of the sentinel that answered. The whole round is bounded by budget.
+func (s *sentinelSet) ask(ctx context.Context, first int) (string, int, error) {
+	ctx2, cancel := context.WithTimeout(ctx, s.budget)
+	defer cancel()
+	var errs []string
+	for k := 0; k < len(s.addrs); k++ {
+		idx := (first + k) % len(s.addrs)
+		addr, err := s.askOne(ctx2, s.addrs[idx])
+		if err == nil {
+			return addr, idx, nil
+		}
+		errs = append(errs, s.addrs[idx]+": "+err.Error())
+		if ctx2.Err() != nil {
+			break
+		}
+	}
+	return "", 0, fmt.Errorf("resp: no sentinel named the primary %q (%s)", s.name, strings.Join(errs, "; "))
+}
+
+// askOne sends SENTINEL GET-MASTER-ADDR-BY-NAME to one sentinel, on a connection of its own.
+func (s *sentinelSet) askOne(ctx context.Context, addr string) (string, error) {
+	nc, err := s.dial(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	var buf []byte
+	if s.pass != "" {
+		if s.user != "" {
+			buf = appendCommand(buf, []string{"AUTH", s.user, s.pass})
+		} else {
+			buf = appendCommand(buf, []string{"AUTH", s.pass})
+		}
+	}
+	buf = appendCommand(buf, []string{"SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.name})
+	if _, err := nc.Write(buf); err != nil {
+		return "", err
+	}
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	if s.pass != "" {
+		_, err := readReply(br, 1024)
+		if err != nil {
+			return "", fmt.Errorf("AUTH: %w", err)
+		}
+	}
+	v, err := readReply(br, 4096)
+	if err != nil {
+		return "", err
+	}
+	if v.Type == TypeError {
+		return "", RedisError(v.Str)
+	}
+	if v.Null || v.Type != TypeArray || len(v.Array) != 2 || v.Array[0].Type != TypeBulk || v.Array[1].Type != TypeBulk {
+		return "", fmt.Errorf("does not know a primary named %q", s.name)
+	}
+	return net.JoinHostPort(v.Array[0].Str, v.Array[1].Str), nil
+}
+
+// checkRole asks a new connection for its ROLE: it must be the primary ("master").
+func (c *Client) checkRole(ctx context.Context, cn *conn) error {
+	v, err := cn.roundTrip(appendCommand(nil, []string{"ROLE"}), c.deadline(ctx))
+	if err != nil {
+		return fmt.Errorf("resp: ROLE: %w", err)
+	}
+	if v.Type != TypeArray || len(v.Array) == 0 || v.Array[0].Str != "master" {
+		role := "unknown"
+		if v.Type == TypeArray && len(v.Array) > 0 {
+			role = v.Array[0].Str
+		}
+		return fmt.Errorf("resp: the server the sentinels named is not the primary (role %s)", role)
+	}
+	return nil
+}
+
+// readOnly handles a READONLY reply (the server was demoted to a replica by a failover):
+// with Sentinel, the primary is asked for again and the idle connections, all to the old
+// one, are closed. It tells whether re was one.
+func (c *Client) readOnly(re RedisError) bool {
+	if c.sentinel == nil || !strings.HasPrefix(string(re), "READONLY") {
+		return false
+	}
+	c.sentinel.forget("")
+	c.dropIdle()
+	return true
+}
+
+// SentinelState is what a Sentinel client knows about the primary, for logs and metrics.
+type SentinelState struct {
+	Primary  string // address of the primary in use, "" when it is being looked for
+	Switches int64  // times the primary changed (failovers seen)
+	Asked    int64  // rounds of asking the sentinels
+	LastErr  string // the last round's error, if it failed
+}
+
+// Sentinel returns the state of a Sentinel client (ok false for another topology).
+func (c *Client) Sentinel() (SentinelState, bool) {
+	s := c.sentinel
+	if s == nil {
+		return SentinelState{}, false
+	}
+	s.mu.Lock()
+	st := SentinelState{Primary: s.current, Switches: s.switches, Asked: s.asked, LastErr: s.lastErr}
+	s.mu.Unlock()
+	return st, true
+}

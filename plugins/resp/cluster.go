@@ -50,8 +50,8 @@ type clusterMap struct {
 	seeds []string
 
 	mu         sync.Mutex
-	owner      []uint16  // slot -> index in nodes, noNode when unknown
-	nodes      []*Client // primaries of the map, then nodes met by redirection
+	owner      []uint16 // slot -> index in nodes, noNode when unknown
+	nodes      []any    // *Client of the primaries of the map, then of nodes met by redirection (any: Yaegi v0.16.1 cannot compile the type cycle Client → clusterMap → []*Client)
 	byAddr     map[string]int
 	refreshing bool
 	lastTry    time.Time
@@ -76,7 +76,7 @@ func (cl *clusterMap) nodeFor(ctx context.Context, slot int) *Client {
 	cl.mu.Lock()
 	i := cl.owner[slot]
 	if i != noNode {
-		n := cl.nodes[i]
+		n := cl.nodes[i].(*Client)
 		cl.mu.Unlock()
 		return n
 	}
@@ -108,7 +108,7 @@ func (cl *clusterMap) nodeFor(ctx context.Context, slot int) *Client {
 	cl.mu.Lock()
 	var n *Client
 	if cl.owner[slot] != noNode {
-		n = cl.nodes[cl.owner[slot]]
+		n = cl.nodes[cl.owner[slot]].(*Client)
 	}
 	cl.mu.Unlock()
 	return n
@@ -206,7 +206,7 @@ func (cl *clusterMap) redirect(ctx context.Context, p *Prepared, cmd []byte, slo
 	i := cl.nodeAtLocked(addr)
 	var node *Client
 	if i >= 0 {
-		node = cl.nodes[i]
+		node = cl.nodes[i].(*Client)
 		if code == "MOVED" {
 			cl.owner[slot] = uint16(i)
 		}
@@ -330,7 +330,9 @@ func (cl *clusterMap) finishRefresh(err error) {
 func (cl *clusterMap) load(ctx context.Context) error {
 	cl.mu.Lock()
 	var candidates []*Client
-	candidates = append(candidates, cl.nodes...)
+	for i := 0; i < len(cl.nodes); i++ {
+		candidates = append(candidates, cl.nodes[i].(*Client))
+	}
 	cl.mu.Unlock()
 	var errs []string
 	for i := 0; i < len(candidates)+len(cl.seeds); i++ {
@@ -341,7 +343,7 @@ func (cl *clusterMap) load(ctx context.Context) error {
 			cl.mu.Lock()
 			k := cl.nodeAtLocked(cl.seeds[i-len(candidates)])
 			if k >= 0 {
-				c = cl.nodes[k]
+				c = cl.nodes[k].(*Client)
 			}
 			cl.mu.Unlock()
 		}
@@ -388,7 +390,7 @@ func (cl *clusterMap) install(v Value) error {
 	for i := 0; i < clusterSlots; i++ {
 		owner[i] = noNode
 	}
-	var nodes []*Client
+	var nodes []any
 	byAddr := map[string]int{}
 	var stale []*Client
 	cl.mu.Lock()
@@ -401,7 +403,7 @@ func (cl *clusterMap) install(v Value) error {
 		if !ok {
 			var c *Client
 			if old, known := cl.byAddr[r.addr]; known {
-				c = cl.nodes[old]
+				c = cl.nodes[old].(*Client)
 			} else {
 				o := cl.opts
 				o.Address = r.addr
@@ -423,7 +425,7 @@ func (cl *clusterMap) install(v Value) error {
 	}
 	for addr, i := range cl.byAddr {
 		if _, keep := byAddr[addr]; !keep {
-			stale = append(stale, cl.nodes[i])
+			stale = append(stale, cl.nodes[i].(*Client))
 		}
 	}
 	changed := len(nodes) != len(cl.nodes) || !sameOwners(owner, cl.owner)
@@ -440,7 +442,7 @@ func (cl *clusterMap) install(v Value) error {
 	if changed {
 		var addrs []string
 		for _, c := range nodes {
-			addrs = append(addrs, c.opts.Address)
+			addrs = append(addrs, c.(*Client).opts.Address)
 		}
 		cl.event("redis_cluster_map", fmt.Sprintf("slot map read: %d primaries (%s)", len(nodes), strings.Join(addrs, ", ")))
 	}
@@ -476,7 +478,7 @@ func (cl *clusterMap) do(ctx context.Context, args []string) (Value, error) {
 	cl.mu.Lock()
 	var node *Client
 	if len(cl.nodes) > 0 {
-		node = cl.nodes[0]
+		node = cl.nodes[0].(*Client)
 	}
 	cl.mu.Unlock()
 	if node == nil {
@@ -485,7 +487,7 @@ func (cl *clusterMap) do(ctx context.Context, args []string) (Value, error) {
 		}
 		cl.mu.Lock()
 		if len(cl.nodes) > 0 {
-			node = cl.nodes[0]
+			node = cl.nodes[0].(*Client)
 		}
 		cl.mu.Unlock()
 	}
@@ -507,7 +509,7 @@ func (cl *clusterMap) close() error {
 	cl.mu.Unlock()
 	var errs []error
 	for _, c := range nodes {
-		if err := c.Close(); err != nil {
+		if err := c.(*Client).Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -530,7 +532,7 @@ func (c *Client) Cluster() (ClusterState, bool) {
 	cl.mu.Lock()
 	st := ClusterState{Refreshes: cl.refreshes, LastErr: cl.lastErr}
 	for _, n := range cl.nodes {
-		st.Primaries = append(st.Primaries, n.opts.Address)
+		st.Primaries = append(st.Primaries, n.(*Client).opts.Address)
 	}
 	cl.mu.Unlock()
 	return st, true

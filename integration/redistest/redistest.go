@@ -27,7 +27,7 @@ type Server struct {
 	tb   testing.TB
 	dir  string
 	args []string
-	tls  bool // Port is the TLS port; the plain port is off
+	tls  bool   // Port is the TLS port; the plain port is off
 	conf string // sentinel: the configuration file (redis-server <conf> --sentinel)
 
 	mu   sync.Mutex

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// errResolving: another goroutine is asking the sentinels right now; this command does not
-// wait for it (it would wait beyond its timeout if the sentinels are slow) and fails.
+// errResolving: another goroutine was asking the sentinels and found no primary, or took
+// longer than the bound.
 var errResolving = errors.New("resp: asking the sentinels for the primary (in progress)")
 
 // sentinel finds the primary of a Sentinel deployment. The primary's address is asked for
@@ -48,7 +48,7 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 	}
 	if s.resolving {
 		s.mu.Unlock()
-		return "", errResolving
+		return s.awaitPrimary()
 	}
 	s.resolving = true
 	first := s.next
@@ -83,6 +83,25 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 		}
 	}
 	return addr, nil
+}
+
+// awaitPrimary waits for the round of asking in progress, polling (no select: see
+// Client.wait), at most budget.
+func (s *sentinelSet) awaitPrimary() (string, error) {
+	for k := 0; k < int(s.budget/(2*time.Millisecond))+1; k++ {
+		time.Sleep(2 * time.Millisecond)
+		s.mu.Lock()
+		addr := s.current
+		busy := s.resolving
+		s.mu.Unlock()
+		if addr != "" {
+			return addr, nil
+		}
+		if !busy {
+			break
+		}
+	}
+	return "", errResolving
 }
 
 // forget drops addr as the primary (addr "" drops any): the next connection asks again.

@@ -3,6 +3,7 @@ package plugintest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -143,6 +144,8 @@ type topoLoad struct {
 	errs     int
 	longest  time.Duration
 	requests int
+	limit    int // when set: a 429 to a client admitted fewer times is counted in early
+	early    int
 }
 
 func newTopoLoad() *topoLoad {
@@ -178,6 +181,9 @@ func (l *topoLoad) run(url string, clients []string, workers int, stop <-chan st
 						l.ok[c]++
 					} else if a.code() == 429 {
 						l.lim[c]++
+						if l.limit > 0 && l.ok[c] < l.limit {
+							l.early++
+						}
 					}
 				}
 				l.mu.Unlock()
@@ -345,4 +351,227 @@ func TestRateLimitTraefikSentinelFailover(t *testing.T) {
 	if !strings.Contains(out, `"event":"redis_primary"`) || !strings.Contains(out, "sentinel names "+newPrimary) {
 		t.Fatalf("operator log does not name the new primary %s:\n%s", newPrimary, out)
 	}
+}
+
+// clusterPhase runs steady load of fresh clients while during() changes the cluster, then
+// checks that no client was admitted over its limit nor refused under it, and that every
+// answer was 200, 429 or the failure policy's 503; it returns the load's record.
+func clusterPhase(t *testing.T, url, name string, limit int, during func()) *topoLoad {
+	t.Helper()
+	load := newTopoLoad()
+	load.limit = limit
+	stop := make(chan struct{})
+	wg := load.run(url, clientNames(name, 64), 4, stop)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	during()
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%s (%s): %d requests, statuses %v, transport errors %d, longest request %s, over-limit admissions 0 checked, early refusals %d",
+		name, took.Round(time.Millisecond), load.requests, load.status, load.errs, load.longest.Round(time.Millisecond), load.early)
+	for c, n := range load.ok {
+		if n > limit {
+			t.Fatalf("%s: %s admitted %d > limit %d", name, c, n, limit)
+		}
+	}
+	if load.early > 0 || load.errs > 0 || load.longest > 3*time.Second {
+		t.Fatalf("%s: %d refusals under the limit, %d transport errors, longest request %s", name, load.early, load.errs, load.longest)
+	}
+	for code := range load.status {
+		if code != 200 && code != 429 && code != 503 {
+			t.Fatalf("%s: unexpected status %d: %v", name, code, load.status)
+		}
+	}
+	return load
+}
+
+// clusterExact sends limit+2 requests for each of n fresh clients: each gets exactly limit.
+func clusterExact(t *testing.T, url, name string, n, limit int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, st := sendEach(t, url, clientNames(name, n), limit+2, 4)
+		if st[503] > 0 && time.Now().Before(deadline) {
+			// The limiter has not followed the change yet (failure policy): fresh clients again.
+			name += "+"
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		for c, k := range ok {
+			if k != limit {
+				t.Fatalf("%s: %s admitted %d, want %d (statuses %v)", name, c, k, limit, st)
+			}
+		}
+		if st[200] != n*limit || st[429] != 2*n {
+			t.Fatalf("%s: statuses %v, want %d × 200 and %d × 429", name, st, n*limit, 2*n)
+		}
+		t.Logf("%s: %d clients × %d requests: %v (exactly %d admitted each)", name, n, limit+2, st, limit)
+		return
+	}
+}
+
+func nodeID(t *testing.T, addr string) string {
+	t.Helper()
+	v, err := redistest.Do(addr, "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatalf("CLUSTER MYID %s: %v", addr, err)
+	}
+	return fmt.Sprint(v)
+}
+
+// TestRateLimitTraefikCluster: three primaries and three replicas. Limits are exact for many
+// clients spread over every primary; under load, slots move (redis-cli --cluster reshard), a
+// replica takes over (CLUSTER FAILOVER) and a primary is SIGKILLed: no client is admitted
+// over its limit nor refused under it, errors are the failure policy's 503 only, the limiter
+// follows without a restart, and MOVED/ASK are counted in the metrics.
+func TestRateLimitTraefikCluster(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	up := echo.Start(t, "core-broker-1")
+	var seeds []any
+	for _, a := range cl.Seeds()[:2] {
+		seeds = append(seeds, a)
+	}
+	redisCfg := map[string]any{"cluster": map[string]any{"addresses": seeds}, "timeout": "300ms", "dialTimeout": "200ms"}
+	const limit = 5
+	dyn, names := rlDynamic(up.URL,
+		rlRoute{name: "gcra", plugin: "pavilion", cfg: map[string]any{"rateLimit": topoConfig(redisCfg, "cl", "gcra", "closed", limit)}},
+		rlRoute{name: "log", plugin: "pavilion", cfg: map[string]any{"rateLimit": topoConfig(redisCfg, "cl", "sliding-log", "closed", limit)}},
+		rlRoute{name: "metrics", plugin: "pavilion", cfg: map[string]any{"metrics": map[string]any{"enabled": "true"}}},
+	)
+	gw := traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: topoPlugins, WaitRouters: names, AbortOnPluginFailure: true})
+
+	for _, route := range []string{"gcra", "log"} {
+		clusterExact(t, gw.URL+"/"+route+"/x", route+"-start", 200, limit)
+	}
+	for _, p := range cl.Primaries(t) {
+		v, err := redistest.Do(p.Addr(), "DBSIZE")
+		if err != nil || fmt.Sprint(v) == "0" {
+			t.Fatalf("primary %s holds no key (%v, %v): clients are not spread over the cluster", p.Addr(), v, err)
+		}
+	}
+
+	url := gw.URL + "/gcra/x"
+	primaries := cl.Primaries(t)
+	askRedirect(t, url, primaries, limit)
+
+	clusterPhase(t, url, "reshard", limit, func() {
+		from := nodeID(t, primaries[0].Addr())
+		to := nodeID(t, primaries[1].Addr())
+		out, err := exec.Command("redis-cli", "--cluster", "reshard", primaries[0].Addr(), "--cluster-from", from,
+			"--cluster-to", to, "--cluster-slots", "1000", "--cluster-yes").CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-cli --cluster reshard: %v\n%s", err, out)
+		}
+		cl.WaitOK(t)
+	})
+	clusterExact(t, url, "after-reshard", 100, limit)
+
+	clusterPhase(t, url, "cluster-failover", limit, func() {
+		p := cl.Primaries(t)[2]
+		r := cl.ReplicaOf(t, p)
+		if _, err := redistest.Do(r.Addr(), "CLUSTER", "FAILOVER"); err != nil {
+			t.Fatalf("CLUSTER FAILOVER on %s: %v", r.Addr(), err)
+		}
+		waitRole(t, r.Addr(), "master")
+		cl.WaitOK(t)
+	})
+	clusterExact(t, url, "after-failover", 100, limit)
+
+	clusterPhase(t, url, "sigkill", limit, func() {
+		p := cl.Primaries(t)[0]
+		r := cl.ReplicaOf(t, p)
+		p.Kill()
+		waitRole(t, r.Addr(), "master")
+		cl.WaitOK(t)
+	})
+	clusterExact(t, url, "after-sigkill", 100, limit)
+
+	m := gw.URL + "/metrics/"
+	moved := metricValue(t, m, "pavilion_ratelimit_redis_cluster_redirects_total", `kind="moved"`)
+	ask := metricValue(t, m, "pavilion_ratelimit_redis_cluster_redirects_total", `kind="ask"`)
+	refreshes := metricValue(t, m, "pavilion_ratelimit_redis_cluster_map_refreshes_total", `result="ok"`)
+	t.Logf("metrics: MOVED %d, ASK %d, slot map reads %d", moved, ask, refreshes)
+	if moved < 1 || ask < 1 || refreshes < 2 {
+		t.Fatalf("MOVED %d, ASK %d, map reads %d: the redirections were not all counted", moved, ask, refreshes)
+	}
+	if out := traefikOut(gw); !strings.Contains(out, `"event":"redis_cluster_map"`) {
+		t.Fatalf("no redis_cluster_map line in the operator log:\n%s", out)
+	}
+}
+
+func waitRole(t *testing.T, addr, role string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := redistest.Role(addr)
+		if err == nil && r == role {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: role %q (%v), want %s", addr, r, err, role)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// askRedirect moves one client's slot by hand, half-way: the slot is MIGRATING on its owner
+// and IMPORTING on another primary, and the client's key has been moved. The owner answers
+// ASK, which the limiter follows with ASKING on the other node: the client's count goes on
+// from where it was (no reset, no double count). Then the slot is given to the new node.
+func askRedirect(t *testing.T, url string, primaries []*redistest.Server, limit int) {
+	t.Helper()
+	const client = "ask-me"
+	key := "cl:{x-auth-client=" + client + "}:gcra:1h"
+	for i := 0; i < 2; i++ {
+		if a := rlDo(t, url, "X-Auth-Client", client); a.code() != 200 {
+			t.Fatalf("ask: request %d: %d %s", i+1, a.code(), a.body)
+		}
+	}
+	var src, dst *redistest.Server
+	for _, p := range primaries {
+		v, err := redistest.Do(p.Addr(), "EXISTS", key)
+		if err == nil && fmt.Sprint(v) == "1" {
+			src = p
+		}
+	}
+	for _, p := range primaries {
+		if p != src {
+			dst = p
+			break
+		}
+	}
+	if src == nil || dst == nil {
+		t.Fatalf("ask: the key %s is on no primary", key)
+	}
+	slot, err := redistest.Do(src.Addr(), "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcID := nodeID(t, src.Addr())
+	dstID := nodeID(t, dst.Addr())
+	for _, c := range [][]any{
+		{dst.Addr(), "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID},
+		{src.Addr(), "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID},
+		{src.Addr(), "MIGRATE", "127.0.0.1", dst.Port, key, 0, 5000},
+	} {
+		if _, err := redistest.Do(c[0].(string), c[1:]...); err != nil {
+			t.Fatalf("ask: %v: %v", c[1:], err)
+		}
+	}
+	var codes []int
+	for i := 2; i < limit+2; i++ {
+		codes = append(codes, rlDo(t, url, "X-Auth-Client", client).code())
+	}
+	want := []int{200, 200, 200, 429, 429}
+	if fmt.Sprint(codes) != fmt.Sprint(want[:len(codes)]) {
+		t.Fatalf("ask: requests 3..%d during the migration: %v, want %v (the count must carry over)", limit+2, codes, want[:len(codes)])
+	}
+	for _, p := range primaries {
+		if _, err := redistest.Do(p.Addr(), "CLUSTER", "SETSLOT", slot, "NODE", dstID); err != nil {
+			t.Fatalf("ask: SETSLOT NODE on %s: %v", p.Addr(), err)
+		}
+	}
+	t.Logf("ask: slot %v of %q MIGRATING %s → IMPORTING %s, key moved: requests 3..%d answered %v through ASK/ASKING", slot, client, src.Addr(), dst.Addr(), limit+2, codes)
 }

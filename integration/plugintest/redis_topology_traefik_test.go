@@ -347,6 +347,12 @@ func TestRateLimitTraefikSentinelFailover(t *testing.T) {
 	if n := metricValue(t, gw.URL+"/metrics/", "pavilion_ratelimit_redis_primary_switches_total", `middleware="rl-mw@file"`); n < 1 {
 		t.Fatalf("pavilion_ratelimit_redis_primary_switches_total = %d, want >= 1", n)
 	}
+	if n := metricValue(t, gw.URL+"/metrics/", "pavilion_ratelimit_redis_primary", `address="`+newPrimary+`"`); n != 1 {
+		t.Fatalf("pavilion_ratelimit_redis_primary for the new primary = %d, want 1", n)
+	}
+	if n := metricValue(t, gw.URL+"/metrics/", "pavilion_ratelimit_redis_primary", `address="`+oldPrimary+`"`); n != 0 {
+		t.Fatalf("pavilion_ratelimit_redis_primary for the old primary = %d, want 0", n)
+	}
 	out := traefikOut(gw)
 	if !strings.Contains(out, `"event":"redis_primary"`) || !strings.Contains(out, "sentinel names "+newPrimary) {
 		t.Fatalf("operator log does not name the new primary %s:\n%s", newPrimary, out)
@@ -495,6 +501,9 @@ func TestRateLimitTraefikCluster(t *testing.T) {
 	t.Logf("metrics: MOVED %d, ASK %d, slot map reads %d", moved, ask, refreshes)
 	if moved < 1 || ask < 1 || refreshes < 2 {
 		t.Fatalf("MOVED %d, ASK %d, map reads %d: the redirections were not all counted", moved, ask, refreshes)
+	}
+	if n := metricValue(t, m, "pavilion_ratelimit_redis_cluster_primary", `middleware="gcra-mw@file"`); n != 3 {
+		t.Fatalf("pavilion_ratelimit_redis_cluster_primary sums to %d, want 3 primaries in use", n)
 	}
 	if out := traefikOut(gw); !strings.Contains(out, `"event":"redis_cluster_map"`) {
 		t.Fatalf("no redis_cluster_map line in the operator log:\n%s", out)

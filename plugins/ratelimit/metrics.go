@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +98,8 @@ const (
 	metricRedirects       = "pavilion_ratelimit_redis_cluster_redirects_total"
 	metricMapRefreshes    = "pavilion_ratelimit_redis_cluster_map_refreshes_total"
 	metricClusterErrors   = "pavilion_ratelimit_redis_cluster_errors_total"
+	metricPrimary         = "pavilion_ratelimit_redis_primary"
+	metricClusterNode     = "pavilion_ratelimit_redis_cluster_primary"
 )
 
 // topologyHooks adds the middleware's topology counters and operator log to o. A pool is
@@ -121,21 +125,48 @@ func topologyHooks(o resp.Options, name string) resp.Options {
 		o.Counters.TryAgain = metrics.Counter(metricClusterErrors, cerrs, []string{"middleware", name, "code", "tryagain"})
 		o.Counters.ClusterDown = metrics.Counter(metricClusterErrors, cerrs, []string{"middleware", name, "code", "clusterdown"})
 	}
-	ev := &topologyLog{name: name}
+	ev := &topologyLog{name: name, gauges: map[string]*int64{}}
+	if topo == "sentinel" {
+		ev.gauge = metricPrimary
+		ev.help = "1 for the primary Sentinel named and the limiter uses (label address), 0 for earlier ones."
+	} else {
+		ev.gauge = metricClusterNode
+		ev.help = "1 for each primary of the cluster's slot map in use (label address), 0 for nodes no longer in it."
+	}
 	o.OnEvent = ev.event
 	return o
 }
 
-// topologyLog writes the topology events of a pool to the operator log (stderr).
+// topologyLog writes the topology events of a pool to the operator log (stderr) and keeps
+// the gauge of the nodes in use.
 type topologyLog struct {
-	name string
+	name        string
+	gauge, help string
+	mu          sync.Mutex
+	gauges      map[string]*int64 // by node address
 }
 
-func (t *topologyLog) event(event, msg string) {
+func (t *topologyLog) event(event, nodes, msg string) {
 	metrics.Log(os.Stderr, map[string]any{
 		"plugin":     "ratelimit",
 		"middleware": t.name,
 		"event":      event,
 		"msg":        msg,
 	})
+	if nodes == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, g := range t.gauges {
+		atomic.StoreInt64(g, 0)
+	}
+	for _, addr := range strings.Split(nodes, ",") {
+		g := t.gauges[addr]
+		if g == nil {
+			g = metrics.Gauge(t.gauge, t.help, []string{"middleware", t.name, "address", addr})
+			t.gauges[addr] = g
+		}
+		atomic.StoreInt64(g, 1)
+	}
 }

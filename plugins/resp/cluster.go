@@ -322,7 +322,7 @@ func (cl *clusterMap) finishRefresh(err error) {
 	cl.mu.Unlock()
 	if err != nil {
 		count(cl.opts.Counters.RefreshErrors)
-		cl.event("redis_cluster_map_error", err.Error())
+		cl.event("redis_cluster_map_error", "", err.Error())
 	}
 }
 
@@ -444,7 +444,7 @@ func (cl *clusterMap) install(v Value) error {
 		for _, c := range nodes {
 			addrs = append(addrs, c.(*Client).opts.Address)
 		}
-		cl.event("redis_cluster_map", fmt.Sprintf("slot map read: %d primaries (%s)", len(nodes), strings.Join(addrs, ", ")))
+		cl.event("redis_cluster_map", strings.Join(addrs, ","), fmt.Sprintf("slot map read: %d primaries (%s)", len(nodes), strings.Join(addrs, ", ")))
 	}
 	return nil
 }
@@ -466,10 +466,10 @@ func joinHostPort(host string, port int64) string {
 }
 
 // event reports an operator event through Options.OnEvent.
-func (cl *clusterMap) event(name, msg string) {
+func (cl *clusterMap) event(name, nodes, msg string) {
 	if cl.opts.OnEvent != nil {
 		f := cl.opts.OnEvent
-		f(name, msg)
+		f(name, nodes, msg)
 	}
 }
 

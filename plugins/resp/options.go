@@ -49,9 +49,10 @@ type Options struct {
 	// Counters, when set, are counted into (redirections, map refreshes, primary switches).
 	Counters Counters
 	// OnEvent, when set, is told about topology events worth an operator log line:
-	// "redis_primary" (Sentinel named a new primary), "redis_cluster_map" (the slot map
-	// changed), "redis_cluster_map_error". It must not block.
-	OnEvent func(event, msg string)
+	// "redis_primary" (Sentinel named a new primary; nodes is its address),
+	// "redis_cluster_map" (the slot map changed; nodes are the primaries, comma-separated),
+	// "redis_cluster_map_error" (nodes empty). It must not block.
+	OnEvent func(event, nodes, msg string)
 	// TLSID identifies TLSConfig's settings (files, server name...) for comparing Options:
 	// two Options with the same fields and TLSID are interchangeable. Config.Compile sets it.
 	TLSID string

@@ -26,7 +26,7 @@ type sentinelSet struct {
 	dial       func(ctx context.Context, addr string) (net.Conn, error)
 	budget     time.Duration // bound on one round of asking the sentinels
 	counters   Counters
-	onEvent    func(event, msg string)
+	onEvent    func(event, nodes, msg string)
 
 	mu        sync.Mutex
 	current   string // the primary to dial; "" when it must be asked for
@@ -79,7 +79,7 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 		}
 		if s.onEvent != nil {
 			f := s.onEvent
-			f("redis_primary", "sentinel names "+addr+" as primary "+s.name+" (before: "+previous+")")
+			f("redis_primary", addr, "sentinel names "+addr+" as primary "+s.name+" (before: "+previous+")")
 		}
 	}
 	return addr, nil

@@ -15,6 +15,10 @@ import (
 // longer than the bound.
 var errResolving = errors.New("resp: asking the sentinels for the primary (in progress)")
 
+// errNoPrimary: the primary the sentinels named last was dropped less than minAskInterval
+// ago.
+var errNoPrimary = errors.New("resp: no usable primary (the sentinels were asked less than 100ms ago)")
+
 // sentinel finds the primary of a Sentinel deployment. The primary's address is asked for
 // only when a connection has to be opened and none is known (at first, and after forget:
 // a READONLY reply, a dial that failed, a server that says it is not the primary), so the
@@ -36,7 +40,11 @@ type sentinelSet struct {
 	switches  int64
 	asked     int64
 	lastErr   string
+	lastAsk   time.Time
 }
+
+// minAskInterval: the sentinels are asked at most this often.
+const minAskInterval = 100 * time.Millisecond
 
 // primary returns the primary's address, asking the sentinels when it is not known.
 func (s *sentinelSet) primary(ctx context.Context) (string, error) {
@@ -50,6 +58,13 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 		s.mu.Unlock()
 		return s.awaitPrimary()
 	}
+	if time.Since(s.lastAsk) < minAskInterval {
+		// The primary just named was dropped (dead, demoted): the sentinels have not
+		// promoted another yet. Do not ask them again at the rate of the requests.
+		s.mu.Unlock()
+		return "", errNoPrimary
+	}
+	s.lastAsk = time.Now()
 	s.resolving = true
 	first := s.next
 	s.mu.Unlock()

@@ -256,9 +256,13 @@ func TestRateLimitTraefikSentinelFailover(t *testing.T) {
 	dyn, names := rlDynamic(up.URL,
 		rlRoute{name: "rl", plugin: "pavilion", cfg: map[string]any{"rateLimit": topoConfig(redisCfg, "sent", "sliding-log", "closed", limit)}},
 		rlRoute{name: "metrics", plugin: "pavilion", cfg: map[string]any{"metrics": map[string]any{"enabled": "true"}}},
+		rlRoute{name: "health", plugin: "health", cfg: map[string]any{"redis": redisCfg, "cacheFor": "0s"}},
 	)
 	gw := traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: topoPlugins, WaitRouters: names, AbortOnPluginFailure: true})
 	url := gw.URL + "/rl/x"
+	if a := rlDo(t, gw.URL+"/health/x"); a.code() != 200 || !strings.Contains(string(a.body), `"pass"`) {
+		t.Fatalf("health, Redis through the sentinels: %d %s", a.code(), a.body)
+	}
 
 	ok, st := sendEach(t, url, clientNames("before", 20), limit+2, 4)
 	for c, n := range ok {
@@ -445,8 +449,12 @@ func TestRateLimitTraefikCluster(t *testing.T) {
 		rlRoute{name: "gcra", plugin: "pavilion", cfg: map[string]any{"rateLimit": topoConfig(redisCfg, "cl", "gcra", "closed", limit)}},
 		rlRoute{name: "log", plugin: "pavilion", cfg: map[string]any{"rateLimit": topoConfig(redisCfg, "cl", "sliding-log", "closed", limit)}},
 		rlRoute{name: "metrics", plugin: "pavilion", cfg: map[string]any{"metrics": map[string]any{"enabled": "true"}}},
+		rlRoute{name: "health", plugin: "health", cfg: map[string]any{"redis": redisCfg, "cacheFor": "0s"}},
 	)
 	gw := traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: topoPlugins, WaitRouters: names, AbortOnPluginFailure: true})
+	if a := rlDo(t, gw.URL+"/health/x"); a.code() != 200 || !strings.Contains(string(a.body), `"pass"`) {
+		t.Fatalf("health, Redis Cluster: %d %s", a.code(), a.body)
+	}
 
 	for _, route := range []string{"gcra", "log"} {
 		clusterExact(t, gw.URL+"/"+route+"/x", route+"-start", 200, limit)

@@ -162,3 +162,59 @@ func TestSentinelClientFailover(t *testing.T) {
 	}
 	t.Logf("followed %s -> %s, longest command %s, sentinels asked %d times", old, st.Primary, longest, st.Asked)
 }
+
+// TestSentinelManualFailover: SENTINEL FAILOVER promotes the replica while the old primary,
+// alive, still says it is the primary for seconds: the client follows the sentinels'
+// +switch-master announcement at once and writes to the new primary only (what it writes is
+// there, not on the old one).
+func TestSentinelManualFailover(t *testing.T) {
+	set := redistest.StartSentinels(t)
+	c, err := resp.New(resp.Options{SentinelAddrs: set.SentinelAddrs(), MasterName: set.MasterName,
+		Timeout: 200 * time.Millisecond, PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do(context.Background(), "SET", "k", "0"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriber is in place
+	if _, err := redistest.Do(set.Sentinels[0].Addr(), "SENTINEL", "FAILOVER", set.MasterName); err != nil {
+		t.Fatal(err)
+	}
+	newPrimary := set.Replica.Addr()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if p, err := set.CurrentPrimary(); err == nil && p == newPrimary {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sentinels did not promote the replica")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	promoted := time.Now()
+	var followed time.Duration
+	for {
+		st, _ := c.Sentinel()
+		if st.Primary == newPrimary {
+			followed = time.Since(promoted)
+			break
+		}
+		if time.Since(promoted) > 10*time.Second {
+			t.Fatalf("the client did not follow: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	oldRole, _ := redistest.Role(set.Primary.Addr())
+	for i := 0; i < 20; i++ {
+		c.Do(context.Background(), "INCR", "k")
+	}
+	onNew, err := redistest.Do(newPrimary, "GET", "k")
+	if err != nil || fmt.Sprint(onNew) != "20" {
+		t.Fatalf("the new primary has k = %v (%v), want 20: writes went elsewhere", onNew, err)
+	}
+	st, _ := c.Sentinel()
+	t.Logf("SENTINEL FAILOVER: client on %s %s after the sentinels named it (the old primary's role then: %s); switches %d",
+		st.Primary, followed.Round(time.Millisecond), oldRole, st.Switches)
+}

@@ -31,8 +31,9 @@ type Client struct {
 	opts      Options
 	dialer    *net.Dialer
 	tlsDialer *tls.Dialer
-	sentinel  *sentinelSet // Sentinel: where the primary is; nil for one server
-	cluster   *clusterMap  // Cluster: the routing layer; this Client's own pool is unused
+	sentinel  *sentinelSet   // Sentinel: where the primary is; nil for one server
+	sentConns map[*conn]bool // Sentinel: every open connection (guarded by mu), closed on a switch
+	cluster   *clusterMap    // Cluster: the routing layer; this Client's own pool is unused
 
 	mu      sync.Mutex
 	slots   int          // slots taken: connections in use or being dialed, at most PoolSize
@@ -80,6 +81,8 @@ func New(opts Options) (*Client, error) {
 			counters: o.Counters,
 			onEvent:  o.OnEvent,
 		}
+		c.sentConns = map[*conn]bool{}
+		c.sentinel.onSwitch = c.switchPrimary
 	}
 	if len(o.ClusterAddrs) > 0 {
 		c.cluster = newCluster(o)
@@ -269,6 +272,7 @@ func (c *Client) put(cn *conn) {
 	c.mu.Lock()
 	if c.closed {
 		c.stats.Open--
+		c.unregisterLocked([]*conn{cn})
 		c.releaseLocked()
 		c.mu.Unlock()
 		cn.close()
@@ -307,6 +311,9 @@ func (c *Client) releaseLocked() {
 func (c *Client) discard(cn *conn, err error) {
 	cn.close()
 	c.mu.Lock()
+	if c.sentConns != nil {
+		delete(c.sentConns, cn)
+	}
 	c.stats.Open--
 	c.stats.Discarded++
 	if isTimeout(err) {
@@ -321,6 +328,7 @@ func (c *Client) dropIdle() {
 	idle := c.idle
 	c.idle = nil
 	c.stats.Open -= len(idle)
+	c.unregisterLocked(idle)
 	c.mu.Unlock()
 	for _, cn := range idle {
 		cn.close()
@@ -351,7 +359,11 @@ func (c *Client) Close() error {
 	idle := c.idle
 	c.idle = nil
 	c.stats.Open -= len(idle)
+	c.unregisterLocked(idle)
 	c.mu.Unlock()
+	if c.sentinel != nil {
+		c.sentinel.stop()
+	}
 
 	var errs []error
 	for _, cn := range idle {

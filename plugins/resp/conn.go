@@ -3,6 +3,7 @@ package resp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -15,6 +16,7 @@ type conn struct {
 	br       *bufio.Reader
 	maxBytes int
 	reused   bool // has been in the idle pool
+	addr     string
 	noReply  bool // the last command failed before any byte of its reply arrived
 }
 
@@ -56,6 +58,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	} else {
 		c.stats.Dials++
 		c.stats.Open++
+		if c.sentinel != nil {
+			c.sentConns[cn] = true
+		}
 	}
 	c.mu.Unlock()
 	return cn, err
@@ -78,12 +83,14 @@ func (c *Client) open(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("resp: %w", err)
 	}
 
-	cn := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxBytes: c.opts.MaxReplyBytes}
+	cn := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxBytes: c.opts.MaxReplyBytes, addr: addr}
 	err = c.handshake(ctx, cn)
 	if err == nil && c.sentinel != nil {
 		err = c.checkRole(ctx, cn)
 		if err != nil {
 			c.sentinel.forget(addr)
+		} else if !c.sentinel.isCurrent(addr) {
+			err = errors.New("resp: the primary changed while connecting")
 		}
 	}
 	if err != nil {

@@ -31,6 +31,11 @@ type sentinelSet struct {
 	budget     time.Duration // bound on one round of asking the sentinels
 	counters   Counters
 	onEvent    func(event, nodes, msg string)
+	onSwitch   func(addr string) // the client's switchPrimary
+
+	watching bool     // the +switch-master subscriber runs
+	stopped  bool     // the client was closed: the subscriber stops
+	sub      net.Conn // the subscriber's connection, closed by stop
 
 	mu        sync.Mutex
 	current   string // the primary to dial; "" when it must be asked for
@@ -81,6 +86,7 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 	}
 	s.next = idx
 	s.current = addr
+	watch := !s.watching
 	changed := s.last != addr
 	previous := s.last
 	if previous != "" && changed {
@@ -88,6 +94,9 @@ func (s *sentinelSet) primary(ctx context.Context) (string, error) {
 	}
 	s.last = addr
 	s.mu.Unlock()
+	if watch {
+		s.watch()
+	}
 	if changed {
 		if previous != "" {
 			count(s.counters.PrimarySwitches)
@@ -117,6 +126,14 @@ func (s *sentinelSet) awaitPrimary() (string, error) {
 		}
 	}
 	return "", errResolving
+}
+
+// isCurrent tells whether addr is still the primary in use.
+func (s *sentinelSet) isCurrent(addr string) bool {
+	s.mu.Lock()
+	ok := s.current == addr
+	s.mu.Unlock()
+	return ok
 }
 
 // forget drops addr as the primary (addr "" drops any): the next connection asks again.
@@ -235,4 +252,168 @@ func (c *Client) Sentinel() (SentinelState, bool) {
 	st := SentinelState{Primary: s.current, Switches: s.switches, Asked: s.asked, LastErr: s.lastErr}
 	s.mu.Unlock()
 	return st, true
+}
+
+// unregisterLocked forgets closed connections (Sentinel only); c.mu is held.
+func (c *Client) unregisterLocked(cns []*conn) {
+	if c.sentConns == nil {
+		return
+	}
+	for _, cn := range cns {
+		delete(c.sentConns, cn)
+	}
+}
+
+// switchPrimary makes addr the primary at once (the sentinels announced +switch-master):
+// every connection to another server is closed, idle or in use (a command running on one
+// fails, and gets the failure policy), so that nothing is written to the old primary while
+// it is still a primary in its own eyes (Sentinel demotes it later).
+func (c *Client) switchPrimary(addr string) {
+	c.mu.Lock()
+	var stale []*conn
+	for cn := range c.sentConns {
+		if cn.addr != addr {
+			stale = append(stale, cn)
+		}
+	}
+	c.mu.Unlock()
+	for _, cn := range stale {
+		cn.nc.Close() // the holder (or the next user of an idle one) sees the error
+	}
+	c.dropIdle()
+}
+
+// watch starts, once, the goroutine that listens to the sentinels' +switch-master
+// announcements (a failover is followed within milliseconds, not when an error shows it).
+func (s *sentinelSet) watch() {
+	s.mu.Lock()
+	if s.watching || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.watching = true
+	s.mu.Unlock()
+	go s.listen()
+}
+
+// stop ends the subscriber (Client.Close).
+func (s *sentinelSet) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	nc := s.sub
+	s.mu.Unlock()
+	if nc != nil {
+		nc.Close()
+	}
+}
+
+// listen subscribes to +switch-master on one sentinel after another (the next one when a
+// connection breaks, after a second), until stop.
+func (s *sentinelSet) listen() {
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		if stopped {
+			return
+		}
+		s.subscribe(s.addrs[i%len(s.addrs)])
+		time.Sleep(time.Second)
+	}
+}
+
+// subscribe listens on one sentinel until its connection fails or stop closes it.
+func (s *sentinelSet) subscribe(addr string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.budget)
+	nc, err := s.dial(ctx, addr)
+	cancel()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.sub = nc
+	s.mu.Unlock()
+	defer nc.Close()
+	var buf []byte
+	if s.pass != "" {
+		if s.user != "" {
+			buf = appendCommand(buf, []string{"AUTH", s.user, s.pass})
+		} else {
+			buf = appendCommand(buf, []string{"AUTH", s.pass})
+		}
+	}
+	buf = appendCommand(buf, []string{"SUBSCRIBE", "+switch-master"})
+	nc.SetDeadline(time.Now().Add(s.budget))
+	if _, err := nc.Write(buf); err != nil {
+		return
+	}
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	if s.pass != "" {
+		if _, err := readReply(br, 1024); err != nil {
+			return
+		}
+	}
+	if v, err := readReply(br, 1024); err != nil || v.Type != TypeArray {
+		return
+	}
+	// Subscribed: a switch announced while nobody listened is caught by asking once.
+	nc.SetDeadline(time.Time{})
+	s.recheck()
+	for {
+		v, err := readReply(br, 4096)
+		if err != nil {
+			return
+		}
+		if v.Type != TypeArray || len(v.Array) != 3 || v.Array[0].Str != "message" {
+			continue
+		}
+		// "<name> <old ip> <old port> <new ip> <new port>"
+		f := strings.Split(v.Array[2].Str, " ")
+		if len(f) == 5 && f[0] == s.name {
+			s.switchTo(net.JoinHostPort(f[3], f[4]))
+		}
+	}
+}
+
+// recheck asks the sentinels for the primary and switches if it is not the one in use.
+func (s *sentinelSet) recheck() {
+	s.mu.Lock()
+	current := s.current
+	first := s.next
+	s.mu.Unlock()
+	if current == "" {
+		return
+	}
+	addr, _, err := s.ask(context.Background(), first)
+	if err == nil && addr != current {
+		s.switchTo(addr)
+	}
+}
+
+// switchTo makes addr the primary (announced by the sentinels).
+func (s *sentinelSet) switchTo(addr string) {
+	s.mu.Lock()
+	previous := s.last
+	if s.current == addr || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.current = addr
+	s.last = addr
+	s.switches++
+	s.mu.Unlock()
+	count(s.counters.PrimarySwitches)
+	if s.onEvent != nil {
+		f := s.onEvent
+		f("redis_primary", addr, "sentinel switched primary "+s.name+" to "+addr+" (before: "+previous+")")
+	}
+	if s.onSwitch != nil {
+		g := s.onSwitch
+		g(addr)
+	}
 }

@@ -240,6 +240,7 @@ func compileRedis(r *resp.Config, errs *[]error, warnings *[]string) (check, boo
 		*errs = append(*errs, redisErrs...)
 		return check{}, false
 	}
+	opts.SentinelNoWatch = true // one client per round: no +switch-master listener
 	return check{kind: kindRedis, key: "redis:responseTime", timeout: opts.Timeout, redis: opts}, true
 }
 

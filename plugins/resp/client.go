@@ -82,6 +82,7 @@ func New(opts Options) (*Client, error) {
 			onEvent:  o.OnEvent,
 		}
 		c.sentConns = map[*conn]bool{}
+		c.sentinel.watching = o.SentinelNoWatch // true: never started
 		c.sentinel.onSwitch = c.switchPrimary
 	}
 	if len(o.ClusterAddrs) > 0 {

@@ -44,6 +44,9 @@ type Options struct {
 	// from the data nodes' Username and Password.
 	SentinelUsername string
 	SentinelPassword string
+	// SentinelNoWatch: do not listen to the sentinels' +switch-master announcements (for a
+	// short-lived client, such as the health check's: it asks the sentinels anyway).
+	SentinelNoWatch bool
 	// ClusterAddrs are Redis Cluster seed nodes: use NewCluster, not New.
 	ClusterAddrs []string
 	// Counters, when set, are counted into (redirections, map refreshes, primary switches).

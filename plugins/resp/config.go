@@ -154,8 +154,8 @@ func (c *Config) Compile(key string, d Defaults) (Options, []string, []error) {
 	if c.DB < 0 {
 		bad("db", "must be 0 or more, got %d", c.DB)
 	}
-	o.DialTimeout = duration(&errs, key+".dialTimeout", c.DialTimeout, d.DialTimeout, maxDialTimeout)
-	o.Timeout = duration(&errs, key+".timeout", c.Timeout, d.Timeout, maxCommandTimeout)
+	o.DialTimeout = duration(&errs, key+".dialTimeout", c.DialTimeout, "250ms", d.DialTimeout, maxDialTimeout)
+	o.Timeout = duration(&errs, key+".timeout", c.Timeout, "100ms", d.Timeout, maxCommandTimeout)
 	if o.PoolSize == 0 && d.PoolSize > 0 {
 		o.PoolSize = d.PoolSize
 	}
@@ -227,12 +227,12 @@ func isHostPort(s string) bool {
 	return err == nil && p >= 1 && p <= 65535
 }
 
-// duration parses an option; empty means def.
-func duration(errs *[]error, key, value string, def, hi time.Duration) time.Duration {
+// duration parses an option; empty means def; example is the spelling suggested on error.
+func duration(errs *[]error, key, value, example string, def, hi time.Duration) time.Duration {
 	if strings.TrimSpace(value) == "" {
 		return def
 	}
-	return confmap.ParseDuration(errs, key, value, "100ms", minDuration, hi)
+	return confmap.ParseDuration(errs, key, value, example, minDuration, hi)
 }
 
 // readCA reads a PEM file of CA certificates.

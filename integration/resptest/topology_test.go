@@ -22,7 +22,9 @@ const counterScript = `return redis.status_reply(tostring(redis.call('INCR', KEY
 // those a redirection storm or the reshard's window may cause, never wrong counts.
 func TestClusterKeyedUnderReshard(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	c, err := resp.New(resp.Options{ClusterAddrs: cl.Seeds()[:1], Timeout: time.Second, PoolSize: 8})
+	var moved, refreshes int64
+	c, err := resp.New(resp.Options{ClusterAddrs: cl.Seeds()[:1], Timeout: time.Second, PoolSize: 8,
+		Counters: resp.Counters{Moved: &moved, Refreshes: &refreshes}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +62,7 @@ func TestClusterKeyedUnderReshard(t *testing.T) {
 		}(w)
 	}
 	time.Sleep(300 * time.Millisecond)
+	reshardStart := time.Now()
 	p := cl.Primaries(t)
 	from, _ := redistest.Do(p[0].Addr(), "CLUSTER", "MYID")
 	to, _ := redistest.Do(p[1].Addr(), "CLUSTER", "MYID")
@@ -68,6 +71,7 @@ func TestClusterKeyedUnderReshard(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+	took := time.Since(reshardStart)
 	if err != nil {
 		t.Fatalf("reshard: %v\n%s", err, out)
 	}
@@ -92,7 +96,12 @@ func TestClusterKeyedUnderReshard(t *testing.T) {
 		fails += failed[id]
 	}
 	st, _ := c.Cluster()
-	t.Logf("%d calls counted exactly, %d failed during the reshard; slot map reads %d, primaries %v", total, fails, st.Refreshes, st.Primaries)
+	t.Logf("%d calls counted exactly, %d failed during the reshard (%s); MOVED %d, slot map reads %d, primaries %v",
+		total, fails, took.Round(time.Millisecond), moved, st.Refreshes, st.Primaries)
+	// A storm of MOVED makes one map read per second at most (plus the first one).
+	if moved == 0 || refreshes > int64(took/time.Second)+2 {
+		t.Fatalf("MOVED %d, map reads %d in %s: the refreshes are not rate-limited", moved, refreshes, took)
+	}
 }
 
 // TestSentinelClientFailover (compiled; run it with -race): concurrent commands on a

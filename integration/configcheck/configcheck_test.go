@@ -281,3 +281,74 @@ func TestComposeKeycloakVersion(t *testing.T) {
 	}})
 	wantProblem(t, Check(Paths{Root: root}), composeYML, "keycloak image", ".ci/keycloak")
 }
+
+// TestRedisTopologyOptions: the Redis options (Sentinel with its own credentials, Cluster
+// seeds, TLS) written in a dynamic file and as Docker labels (lists with [0]) decode strictly
+// to the same configuration and pass the plugin's validation.
+func TestRedisTopologyOptions(t *testing.T) {
+	labels := []string{
+		"sentinel-limit.plugin.ratelimit.limits[0].requests: \"10\"",
+		"sentinel-limit.plugin.ratelimit.limits[0].window: 1s",
+		"sentinel-limit.plugin.ratelimit.redis.sentinel.masterName: pavilion",
+		"sentinel-limit.plugin.ratelimit.redis.sentinel.addresses[0]: 10.0.0.1:26379",
+		"sentinel-limit.plugin.ratelimit.redis.sentinel.addresses[1]: 10.0.0.2:26379",
+		"sentinel-limit.plugin.ratelimit.redis.sentinel.username: sentinel-user",
+		"sentinel-limit.plugin.ratelimit.redis.sentinel.password: sentinel-pw",
+		"sentinel-limit.plugin.ratelimit.redis.username: gw",
+		"sentinel-limit.plugin.ratelimit.redis.password: gw-pw",
+		"sentinel-limit.plugin.ratelimit.redis.tls: \"true\"",
+		"sentinel-limit.plugin.ratelimit.redis.tlsServerName: redis.internal",
+		"cluster-limit.plugin.pavilion.rateLimit.limits[0].requests: \"10\"",
+		"cluster-limit.plugin.pavilion.rateLimit.limits[0].window: 1s",
+		"cluster-limit.plugin.pavilion.rateLimit.redis.cluster.addresses[0]: 10.0.1.1:6379",
+		"cluster-limit.plugin.pavilion.rateLimit.redis.cluster.addresses[1]: 10.0.1.2:6379",
+		"cluster-limit.plugin.pavilion.rateLimit.redis.poolSize: \"8\"",
+	}
+	var extra strings.Builder
+	for _, l := range labels {
+		extra.WriteString("  traefik.http.middlewares." + l + "\n")
+	}
+	anchor := "  traefik.http.middlewares.compress.compress.encodings: zstd,br,gzip\n"
+	root := tempCopy(t, map[string][][2]string{
+		composeYML: {{anchor, anchor + extra.String()}},
+		"dynamic/extra.yml": {{"", `
+http:
+  middlewares:
+    sentinel-limit:
+      plugin:
+        ratelimit:
+          limits: [{requests: 10, window: 1s}]
+          redis:
+            sentinel: {masterName: pavilion, addresses: [10.0.0.1:26379, 10.0.0.2:26379], username: sentinel-user, password: sentinel-pw}
+            username: gw
+            password: gw-pw
+            tls: true
+            tlsServerName: redis.internal
+    cluster-limit:
+      plugin:
+        pavilion:
+          rateLimit:
+            limits: [{requests: 10, window: 1s}]
+            redis: {cluster: {addresses: [10.0.1.1:6379, 10.0.1.2:6379]}, poolSize: 8}
+`}}})
+	r := Check(Paths{Root: root})
+	if len(r.Problems) > 0 {
+		t.Fatalf("problems:\n%s", strings.Join(r.Problems, "\n"))
+	}
+}
+
+// TestRedisOptionErrors: a misspelled Redis option and an unreadable CA file are reported
+// with the option's name.
+func TestRedisOptionErrors(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{"dynamic/extra.yml": {{"", `
+http:
+  middlewares:
+    bad-limit:
+      plugin:
+        ratelimit:
+          limits: [{requests: 10, window: 1s}]
+          redis: {sentinel: {mastername: x, adresses: [a:1]}, tlsCA: /nonexistent/ca.pem}
+`}}})
+	r := Check(Paths{Root: root})
+	wantProblem(t, r, "bad-limit", "redis.sentinel.adresses: unknown option")
+}

@@ -407,6 +407,22 @@ func TestRateLimitConfigErrors(t *testing.T) {
 			},
 		}, want: []string{`overrideList[1].client: "a.b" is also given by overrideList[0]`, `overrideList[2].client: required`,
 			`overrideList[3].limits: needs at least one`, `overrideList[4].limits[0].window: invalid duration "90"`}},
+		{desc: "redis topology and TLS options", config: map[string]any{
+			"limits": []any{map[string]any{"requests": "1", "window": "1s"}},
+			"redis": map[string]any{"sentinel": map[string]any{"addresses": []any{"10.0.0.1:26379", "nohost"}, "username": "s"},
+				"tlsCA": "/nonexistent/ca.pem", "tlsCert": "/nonexistent/client.pem"},
+		}, want: []string{`redis.sentinel.addresses[1]: "nohost" is not host:port`, `redis.sentinel.masterName: required`,
+			`redis.sentinel.username: set without redis.sentinel.password`, `redis.tlsCA: reading "/nonexistent/ca.pem": no such file`,
+			`redis.tlsCert: tlsCert and tlsKey go together`}},
+		{desc: "two topologies", config: map[string]any{
+			"limits": []any{map[string]any{"requests": "1", "window": "1s"}},
+			"redis": map[string]any{"sentinel": map[string]any{"addresses": []any{"10.0.0.1:26379"}, "masterName": "m"},
+				"cluster": map[string]any{"addresses": []any{"10.0.0.2:6379"}}, "db": "2"},
+		}, want: []string{`redis.cluster.addresses: set together with sentinel.addresses`}},
+		{desc: "cluster with a db", config: map[string]any{
+			"limits": []any{map[string]any{"requests": "1", "window": "1s"}},
+			"redis":  map[string]any{"cluster": map[string]any{"addresses": []any{"10.0.0.2:6379"}}, "db": "2"},
+		}, want: []string{`redis.db: Redis Cluster has db 0 only, got 2`}},
 	}
 	for _, b := range rateLimitBuilders(t) {
 		t.Run(b.Name, func(t *testing.T) {

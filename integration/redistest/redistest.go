@@ -27,7 +27,8 @@ type Server struct {
 	tb   testing.TB
 	dir  string
 	args []string
-	tls  bool // Port is the TLS port; the plain port is off
+	tls  bool   // Port is the TLS port; the plain port is off
+	conf string // sentinel: the configuration file (redis-server <conf> --sentinel)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -64,6 +65,26 @@ func StartTLS(tb testing.TB, args ...string) (*Server, []byte) {
 	tlsArgs := []string{"--tls-cert-file", filepath.Join(dir, "server.crt"), "--tls-key-file", filepath.Join(dir, "server.key"),
 		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no"}
 	return start(tb, true, append(tlsArgs, args...)), caPEM
+}
+
+// PKI is the certificate files of StartMTLS.
+type PKI struct {
+	CA, ClientCert, ClientKey, OtherCA string
+}
+
+// StartMTLS is StartTLS with client certificates required (tls-auth-clients yes): the
+// returned files are the CA, a client certificate and key it signed, and another CA.
+func StartMTLS(tb testing.TB, args ...string) (*Server, PKI) {
+	tb.Helper()
+	dir := tb.TempDir()
+	if _, err := writeTestPKI(dir); err != nil {
+		tb.Fatalf("redistest: generating certificates: %v", err)
+	}
+	tlsArgs := []string{"--tls-cert-file", filepath.Join(dir, "server.crt"), "--tls-key-file", filepath.Join(dir, "server.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "yes"}
+	p := PKI{CA: filepath.Join(dir, "ca.crt"), ClientCert: filepath.Join(dir, "client.crt"),
+		ClientKey: filepath.Join(dir, "client.key"), OtherCA: filepath.Join(dir, "other-ca.crt")}
+	return start(tb, true, append(tlsArgs, args...)), p
 }
 
 func start(tb testing.TB, tls bool, args []string) *Server {
@@ -162,6 +183,9 @@ func (s *Server) start() error {
 		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
 	}
 	all := append(append(port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir), s.args...)
+	if s.conf != "" {
+		all = []string{s.conf, "--sentinel"}
+	}
 	cmd := exec.Command(bin, all...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -184,7 +208,7 @@ func (s *Server) start() error {
 			s.log.WriteString(line)
 			runLog.WriteString(line)
 			s.mu.Unlock()
-			if !signalled && strings.Contains(line, "Ready to accept connections") {
+			if !signalled && (strings.Contains(line, "Ready to accept connections") || strings.Contains(line, "+monitor master")) {
 				signalled = true
 				close(ready)
 			}

@@ -22,7 +22,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -57,23 +56,6 @@ type Upstream struct {
 	Timeout string `json:"timeout,omitempty"`
 }
 
-// Redis is the Redis server checked with PING (check key "redis:responseTime"). The check
-// is on when any field is set; address is then required.
-type Redis struct {
-	// Address is host:port.
-	Address string `json:"address,omitempty"`
-	// Username is the ACL user (AUTH username password); needs Password.
-	Username string `json:"username,omitempty"`
-	// Password authenticates the connection. Never logged nor shown in the health document.
-	Password string `json:"password,omitempty"`
-	// DB is selected when not 0.
-	DB int `json:"db,omitempty"`
-	// TLS connects with TLS, verified against the system roots.
-	TLS bool `json:"tls,omitempty"`
-	// Timeout bounds the connection and the PING each. Default 1s, at most 1m.
-	Timeout string `json:"timeout,omitempty"`
-}
-
 // Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
 // Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
 // Durations are strings parsed with time.ParseDuration. At least one check is required.
@@ -82,8 +64,12 @@ type Config struct {
 	Certificates []Certificate `json:"certificates,omitempty"`
 	// Upstreams are HTTP endpoints probed with a GET ("<name>:responseTime", milliseconds).
 	Upstreams []Upstream `json:"upstreams,omitempty"`
-	// Redis is checked with PING through a fresh connection each round.
-	Redis Redis `json:"redis,omitempty"`
+	// Redis is checked with PING through a fresh connection each round (check key
+	// "redis:responseTime"); the check is on when any option is set. The same options as
+	// the rate limiter's redis (resp.Config): one server, Sentinel (PING to the primary the
+	// sentinels name) or Cluster (PING to one node of the slot map), TLS. timeout (default
+	// 1s) bounds the connection and the PING; dialTimeout defaults to 1s.
+	Redis resp.Config `json:"redis,omitempty"`
 	// JWKS are key set URLs, fetched each round; each must answer 2xx with a JSON key set
 	// holding at least one key ("jwks:keys", one entry per URL with componentId "jwks[i]",
 	// its index here: never the URL; observedValue = keys).
@@ -144,6 +130,7 @@ type settings struct {
 	checks   []check
 	cacheFor time.Duration
 	jwksCA   *x509.CertPool // nil: the system roots
+	warnings []string       // risky settings, logged by New
 }
 
 // compile validates the configuration and reports every problem at once, each naming the key.
@@ -213,8 +200,8 @@ func (c *Config) compile() (*settings, error) {
 		add(opt, opt+".name", "", check{kind: kindUpstream, key: name + ":responseTime", url: u, timeout: timeout})
 	}
 
-	if c.Redis.isSet() {
-		if chk, ok := c.Redis.compile(&errs); ok {
+	if c.Redis.IsSet() {
+		if chk, ok := compileRedis(&c.Redis, &errs, &s.warnings); ok {
 			add("redis", "redis", "", chk)
 		}
 	}
@@ -261,48 +248,17 @@ func (c *Config) compile() (*settings, error) {
 	return s, nil
 }
 
-// compile validates the redis section; ok is false when it has an error.
-func (r Redis) compile(errs *[]error) (check, bool) {
-	n := len(*errs)
-	addr := strings.TrimSpace(r.Address)
-	host, port, err := net.SplitHostPort(addr)
-	if addr == "" {
-		*errs = append(*errs, errors.New("redis.address: required when redis is set (host:port)"))
-	} else if err != nil || host == "" || port == "" {
-		*errs = append(*errs, fmt.Errorf("redis.address: %q is not host:port", addr))
-	}
-	if r.Username != "" && r.Password == "" {
-		*errs = append(*errs, errors.New("redis.username: set without redis.password"))
-	}
-	if r.DB < 0 {
-		*errs = append(*errs, fmt.Errorf("redis.db: must be 0 or more, got %d", r.DB))
-	}
-	timeout := parseDuration(errs, "redis.timeout", r.Timeout, defaultRedisTimeout, time.Millisecond, maxTimeout)
-	if len(*errs) > n {
+// compileRedis validates the redis section (resp.Config.Compile, shared with the rate
+// limiter; nothing is dialled); ok is false when it has an error.
+func compileRedis(r *resp.Config, errs *[]error, warnings *[]string) (check, bool) {
+	opts, warns, redisErrs := r.Compile("redis", resp.Defaults{DialTimeout: defaultRedisTimeout, Timeout: defaultRedisTimeout, PoolSize: 1})
+	*warnings = append(*warnings, warns...)
+	if len(redisErrs) > 0 {
+		*errs = append(*errs, redisErrs...)
 		return check{}, false
 	}
-	opts := resp.Options{
-		Address:     addr,
-		Username:    r.Username,
-		Password:    r.Password,
-		DB:          r.DB,
-		TLS:         r.TLS,
-		DialTimeout: timeout,
-		Timeout:     timeout,
-		PoolSize:    1,
-	}
-	client, err := resp.New(opts) // its own checks; it does not connect
-	if err != nil {
-		*errs = append(*errs, fmt.Errorf("redis: %w", err))
-		return check{}, false
-	}
-	client.Close()
-	return check{kind: kindRedis, key: "redis:responseTime", timeout: timeout, redis: opts}, true
-}
-
-// isSet reports whether any field of the redis section is set (the check is then on).
-func (r Redis) isSet() bool {
-	return r.Address != "" || r.Username != "" || r.Password != "" || r.DB != 0 || r.TLS || r.Timeout != ""
+	opts.SentinelNoWatch = true // one client per round: no +switch-master listener
+	return check{kind: kindRedis, key: "redis:responseTime", timeout: opts.Timeout, redis: opts}, true
 }
 
 // parseDuration parses the option key; empty means def. Errors are appended to errs.

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/metrics"
 )
 
 // ContentType is the media type of the answer.
@@ -41,6 +44,9 @@ func New(_ context.Context, _ http.Handler, config *Config, name string) (http.H
 	s, err := config.compile()
 	if err != nil {
 		return nil, fmt.Errorf("health %q: %w", name, err)
+	}
+	for _, w := range s.warnings {
+		metrics.Log(os.Stdout, map[string]any{"level": "warn", "component": "health", "middlewareName": name, "event": "redis_insecure", "message": w})
 	}
 	return &health{name: name, checks: s.checks, cacheFor: s.cacheFor, prober: newProber(s.jwksCA)}, nil
 }

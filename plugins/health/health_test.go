@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
 // doc is the health document as a client reads it.
@@ -323,7 +325,7 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	h := newHealth(t, &Config{Redis: Redis{Address: addr, Password: "hunter2-secret", Timeout: "200ms"}})
+	h := newHealth(t, &Config{Redis: resp.Config{Address: addr, Password: "hunter2-secret", Timeout: "200ms"}})
 	code, d, body := get(t, h)
 	e := d.Checks["redis:responseTime"]
 	if code != 503 || len(e) != 1 || e[0]["output"] != "connection refused" || e[0]["componentType"] != "datastore" {
@@ -338,7 +340,7 @@ func TestRedisUnreachable(t *testing.T) {
 func TestRedisNotRedis(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	h := newHealth(t, &Config{Redis: Redis{Address: strings.TrimPrefix(srv.URL, "http://"), Timeout: "300ms"}})
+	h := newHealth(t, &Config{Redis: resp.Config{Address: strings.TrimPrefix(srv.URL, "http://"), Timeout: "300ms"}})
 	code, d, body := get(t, h)
 	if code != 503 || d.Status != "fail" {
 		t.Fatalf("%d %s", code, body)
@@ -393,15 +395,15 @@ func TestConfigErrors(t *testing.T) {
 		{"upstream bad timeout", Config{Upstreams: []Upstream{{Name: "a", URL: "http://a/", Timeout: "2"}}}, []string{`upstreams[0].timeout: invalid duration "2"`}},
 		{"upstream timeout too long", Config{Upstreams: []Upstream{{Name: "a", URL: "http://a/", Timeout: "2h"}}}, []string{`upstreams[0].timeout: "2h" is out of range`}},
 		{"duplicate upstream", Config{Upstreams: []Upstream{{Name: "a", URL: "http://a/"}, {Name: "a", URL: "http://b/"}}}, []string{`upstreams[1].name: check "a:responseTime" is already defined by upstreams[0]`}},
-		{"upstream named redis", Config{Upstreams: []Upstream{{Name: "redis", URL: "http://a/"}}, Redis: Redis{Address: "r:6379"}}, []string{`redis: check "redis:responseTime" is already defined by upstreams[0]`}},
+		{"upstream named redis", Config{Upstreams: []Upstream{{Name: "redis", URL: "http://a/"}}, Redis: resp.Config{Address: "r:6379"}}, []string{`redis: check "redis:responseTime" is already defined by upstreams[0]`}},
 		{"certificate without path", Config{Certificates: []Certificate{{MinValidity: "1h"}}}, []string{`certificates[0].path: required`}},
 		{"certificate bad minValidity", Config{Certificates: []Certificate{{Path: "/x/tls.crt", MinValidity: "7d"}}}, []string{`certificates[0].minValidity: invalid duration "7d"`}},
 		{"two certificates with one base name", Config{Certificates: []Certificate{{Path: "/a/tls.crt"}, {Path: "/b/tls.crt"}}}, []string{`certificates[1].name: check "tls.crt:validity" is already defined by certificates[0] (set a distinct name)`}},
-		{"redis without address", Config{Redis: Redis{Password: "pw"}}, []string{`redis.address: required when redis is set`}},
-		{"redis bad address", Config{Redis: Redis{Address: "localhost"}}, []string{`redis.address: "localhost" is not host:port`}},
-		{"redis username without password", Config{Redis: Redis{Address: "r:6379", Username: "u"}}, []string{`redis.username: set without redis.password`}},
-		{"redis bad timeout", Config{Redis: Redis{Address: "r:6379", Timeout: "soon"}}, []string{`redis.timeout: invalid duration "soon"`}},
-		{"redis negative db", Config{Redis: Redis{Address: "r:6379", DB: -1}}, []string{`redis.db: must be 0 or more`}},
+		{"redis without address", Config{Redis: resp.Config{Password: "pw"}}, []string{`redis.address: required (host:port), or sentinel.addresses, or cluster.addresses`}},
+		{"redis bad address", Config{Redis: resp.Config{Address: "localhost"}}, []string{`redis.address: "localhost" is not host:port`}},
+		{"redis username without password", Config{Redis: resp.Config{Address: "r:6379", Username: "u"}}, []string{`redis.username: set without redis.password`}},
+		{"redis bad timeout", Config{Redis: resp.Config{Address: "r:6379", Timeout: "soon"}}, []string{`redis.timeout: invalid duration "soon"`}},
+		{"redis negative db", Config{Redis: resp.Config{Address: "r:6379", DB: -1}}, []string{`redis.db: must be 0 or more`}},
 		{"jwks not a URL", Config{JWKS: []string{"kc/certs"}}, []string{`jwks[0]: must be an http(s) URL with a host, got "kc/certs"`}},
 		{"jwks twice", Config{JWKS: []string{"https://kc/certs", " https://kc/certs"}}, []string{`jwks[1]: "https://kc/certs" is listed twice`}},
 		{"jwksTimeout", Config{JWKS: []string{"https://kc/certs"}, JWKSTimeout: "0s"}, []string{`jwksTimeout: "0s" is out of range`}},

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pavilion-trust/gateway/plugins/health"
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
 // TestDurationHintsAreTheDefaults: an invalid duration's error suggests the option's default,
@@ -20,7 +21,7 @@ func TestDurationHintsAreTheDefaults(t *testing.T) {
 			want: `certificates[0].minValidity: invalid duration "7d" (use e.g. "168h0m0s")`},
 		{desc: "upstream timeout", edit: func(c *health.Config) { c.Upstreams[0].Timeout = "2" },
 			want: `upstreams[0].timeout: invalid duration "2" (use e.g. "2s")`},
-		{desc: "redis timeout", edit: func(c *health.Config) { c.Redis = health.Redis{Address: "127.0.0.1:6379", Timeout: "1"} },
+		{desc: "redis timeout", edit: func(c *health.Config) { c.Redis = resp.Config{Address: "127.0.0.1:6379", Timeout: "1"} },
 			want: `redis.timeout: invalid duration "1" (use e.g. "1s")`},
 		{desc: "cacheFor", edit: func(c *health.Config) { c.CacheFor = "5" },
 			want: `cacheFor: invalid duration "5" (use e.g. "5s")`},

@@ -10,10 +10,11 @@ const maxBlocked = 65536
 
 // blockList remembers, per gateway instance, the clients that Redis refused and until when
 // no request of theirs can pass, so that a client over its limit is refused in memory, without
-// a Redis round trip, until its retry time. It is exact: Redis computed the retry time from
-// the shared state, refused requests are counted by no limit, and requests of other
-// instances only push the time later; the local deadline starts when the reply arrives, a
-// little after Redis' clock read. It is bounded: when full, expired entries are dropped, and
+// a Redis round trip, until its retry time. It never admits what Redis would refuse: Redis
+// computed the retry time from the shared state, refused requests are counted by no limit,
+// and requests of other instances only push the time later. The local deadline starts when
+// the reply arrives, a little after Redis' clock read, and the retry time is rounded up to a
+// millisecond: a block may end a millisecond or two after Redis would admit again. It is bounded: when full, expired entries are dropped, and
 // if none has expired the list is emptied (those clients then ask Redis again).
 type blockList struct {
 	mu sync.Mutex

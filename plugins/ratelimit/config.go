@@ -15,32 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/confmap"
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
-
-// Redis is how the plugin reaches Redis.
-type Redis struct {
-	// Address is host:port. Default 127.0.0.1:6379.
-	Address string `json:"address,omitempty"`
-	// Username is the ACL user (AUTH username password); needs Password.
-	Username string `json:"username,omitempty"`
-	// Password authenticates every new connection. Never logged.
-	Password string `json:"password,omitempty"`
-	// DB is selected on every new connection when not 0.
-	DB int `json:"db,omitempty"`
-	// TLS connects with TLS, verified against the system roots.
-	TLS bool `json:"tls,omitempty"`
-	// DialTimeout bounds a new connection (TCP and TLS). Default 250ms.
-	DialTimeout string `json:"dialTimeout,omitempty"`
-	// Timeout bounds one command, including the wait for a free connection. Default 100ms.
-	Timeout string `json:"timeout,omitempty"`
-	// PoolSize is the maximum number of open connections per middleware. Default 16.
-	PoolSize int `json:"poolSize,omitempty"`
-}
 
 // Limit allows Requests per Window.
 type Limit struct {
@@ -63,8 +43,10 @@ type Override struct {
 // Config is the plugin configuration as users write it in dynamic YAML or Docker labels.
 // Field names are the YAML keys (Traefik matches them case-insensitively and ignores tags).
 type Config struct {
-	// Redis is the shared store.
-	Redis Redis `json:"redis,omitempty"`
+	// Redis is the shared store: one server (address), Sentinel (sentinel.*) or Cluster
+	// (cluster.addresses), with TLS options; the same options as the health plugin's redis
+	// check (resp.Config documents each).
+	Redis resp.Config `json:"redis,omitempty"`
 	// Limits are required; a request must be allowed by every one of them, and a request
 	// refused by one is counted by none. At most 8, with distinct windows.
 	Limits []Limit `json:"limits,omitempty"`
@@ -106,7 +88,7 @@ type Config struct {
 // when left empty: Traefik's decoder merges user values into non-nil defaults.
 func CreateConfig() *Config {
 	return &Config{
-		Redis: Redis{
+		Redis: resp.Config{
 			Address:     "127.0.0.1:6379",
 			DialTimeout: "250ms",
 			Timeout:     "100ms",
@@ -138,16 +120,12 @@ func DefaultSources() []string {
 
 // Bounds of the configuration.
 const (
-	maxLimits          = 8
-	maxRequests        = 1000000000
-	maxLogRequests     = 100000
-	maxWindow          = 31 * 24 * time.Hour
-	maxKeyPrefix       = 64
-	maxLocalClients    = 10000000
-	maxPoolSize        = 1024
-	maxCommandTimeout  = 10 * time.Second
-	maxDialTimeout     = time.Minute
-	minCommandDuration = time.Millisecond
+	maxLimits       = 8
+	maxRequests     = 1000000000
+	maxLogRequests  = 100000
+	maxWindow       = 31 * 24 * time.Hour
+	maxKeyPrefix    = 64
+	maxLocalClients = 10000000
 )
 
 // limitSpec is one validated limit.
@@ -165,11 +143,8 @@ type source struct {
 
 // settings is the validated configuration; the handler only reads it.
 type settings struct {
-	address, username, password string
-	db                          int
-	tls                         bool
-	dialTimeout, timeout        time.Duration
-	poolSize                    int
+	redis     resp.Options
+	redisWarn []string // risky Redis settings, logged by New
 
 	limits          []limitSpec
 	overrides       map[string][]limitSpec
@@ -188,33 +163,10 @@ func (c *Config) compile() (*settings, error) {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	s := &settings{
-		username: c.Redis.Username,
-		password: c.Redis.Password,
-		db:       c.Redis.DB,
-		tls:      c.Redis.TLS,
-		poolSize: c.Redis.PoolSize,
-		headers:  c.Headers,
-	}
-
-	s.address = strings.TrimSpace(c.Redis.Address)
-	host, port, err := net.SplitHostPort(s.address)
-	if err != nil || host == "" || port == "" {
-		bad("redis.address", "%q is not host:port", c.Redis.Address)
-	} else if p, perr := strconv.Atoi(port); perr != nil || p < 1 || p > 65535 {
-		bad("redis.address", "%q: invalid port", c.Redis.Address)
-	}
-	if s.username != "" && s.password == "" {
-		bad("redis.username", "set without redis.password")
-	}
-	if s.db < 0 {
-		bad("redis.db", "must be 0 or more, got %d", s.db)
-	}
-	s.dialTimeout = confmap.ParseDuration(&errs, "redis.dialTimeout", c.Redis.DialTimeout, "250ms", minCommandDuration, maxDialTimeout)
-	s.timeout = confmap.ParseDuration(&errs, "redis.timeout", c.Redis.Timeout, "100ms", minCommandDuration, maxCommandTimeout)
-	if s.poolSize < 1 || s.poolSize > maxPoolSize {
-		bad("redis.poolSize", "must be between 1 and %d, got %d", maxPoolSize, s.poolSize)
-	}
+	s := &settings{headers: c.Headers}
+	var redisErrs []error
+	s.redis, s.redisWarn, redisErrs = c.Redis.Compile("redis", resp.Defaults{})
+	errs = append(errs, redisErrs...)
 
 	s.algorithm = strings.ToLower(strings.TrimSpace(c.Algorithm))
 	if s.algorithm != AlgorithmSlidingWindow && s.algorithm != AlgorithmSlidingLog && s.algorithm != AlgorithmGCRA {

@@ -101,8 +101,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.address != "127.0.0.1:6379" || s.dialTimeout.String() != "250ms" || s.timeout.String() != "100ms" ||
-		s.poolSize != 16 || s.algorithm != "sliding-window" || s.keyPrefix != "ptb:rl" ||
+	if s.redis.Address != "127.0.0.1:6379" || s.redis.DialTimeout.String() != "250ms" || s.redis.Timeout.String() != "100ms" ||
+		s.redis.PoolSize != 16 || s.algorithm != "sliding-window" || s.keyPrefix != "ptb:rl" ||
 		s.failurePolicy != "local" || !s.headers || len(s.sources) != 2 ||
 		s.sources[0].header != "X-Auth-Client" || !s.sources[1].ip {
 		t.Fatalf("defaults: %+v", s)

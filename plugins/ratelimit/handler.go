@@ -61,7 +61,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
 	}
-	rdb, err := acquirePool(ctx, s.redisOptions())
+	rdb, err := acquirePool(ctx, topologyHooks(s.redisOptions(), name))
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: redis: %w", name, err)
 	}
@@ -69,21 +69,15 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
 	}
+	for _, w := range s.redisWarn {
+		l.log("redis_insecure", w)
+	}
 	return l, nil
 }
 
 // redisOptions are the resp client options of the configuration.
 func (s *settings) redisOptions() resp.Options {
-	return resp.Options{
-		Address:     s.address,
-		Username:    s.username,
-		Password:    s.password,
-		DB:          s.db,
-		TLS:         s.tls,
-		DialTimeout: s.dialTimeout,
-		Timeout:     s.timeout,
-		PoolSize:    s.poolSize,
-	}
+	return s.redis
 }
 
 // newHandler builds a middleware with a pool of its own (tests).
@@ -125,7 +119,7 @@ func newHandlerWith(next http.Handler, s *settings, name string, now func() time
 	if err := l.set.bind(rdb); err != nil {
 		return nil, err
 	}
-	if l.header != "" && l.overrides == nil {
+	if l.header != "" && l.overrides == nil && s.redis.Topology() != "cluster" {
 		l.hot = l.set.keyed
 	}
 	l.down = &l.brk.down

@@ -2,10 +2,14 @@ package ratelimit
 
 import (
 	"net/http"
+	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/metrics"
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
 // Metric names (see plugins/metrics). Every series has the label middleware.
@@ -93,4 +97,85 @@ func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
 		"redis":          atomic.LoadInt32(&l.brk.down) == 0,
 	}
 	metrics.LogRequest(l.logTo, req, dropped, fields)
+}
+
+// Topology metrics (Sentinel and Cluster; see resp.Counters).
+const (
+	metricPrimarySwitches = "pavilion_ratelimit_redis_primary_switches_total"
+	metricRedirects       = "pavilion_ratelimit_redis_cluster_redirects_total"
+	metricMapRefreshes    = "pavilion_ratelimit_redis_cluster_map_refreshes_total"
+	metricClusterErrors   = "pavilion_ratelimit_redis_cluster_errors_total"
+	metricPrimary         = "pavilion_ratelimit_redis_primary"
+	metricClusterNode     = "pavilion_ratelimit_redis_cluster_primary"
+)
+
+// topologyHooks adds the middleware's topology counters and operator log to o. A pool is
+// shared by the middlewares with the same options: its events are counted and logged under
+// the middleware that created it.
+func topologyHooks(o resp.Options, name string) resp.Options {
+	topo := o.Topology()
+	if topo == "standalone" {
+		return o
+	}
+	mw := []string{"middleware", name}
+	if topo == "sentinel" {
+		o.Counters.PrimarySwitches = metrics.Counter(metricPrimarySwitches,
+			"Times Sentinel named a new primary (failovers followed).", mw)
+	} else {
+		redirects := "Cluster redirections followed, by kind: moved, ask."
+		o.Counters.Moved = metrics.Counter(metricRedirects, redirects, []string{"middleware", name, "kind", "moved"})
+		o.Counters.Ask = metrics.Counter(metricRedirects, redirects, []string{"middleware", name, "kind", "ask"})
+		refreshes := "Cluster slot map reads, by result: ok, error."
+		o.Counters.Refreshes = metrics.Counter(metricMapRefreshes, refreshes, []string{"middleware", name, "result", "ok"})
+		o.Counters.RefreshErrors = metrics.Counter(metricMapRefreshes, refreshes, []string{"middleware", name, "result", "error"})
+		cerrs := "Cluster error replies answered by the failure policy, by code: tryagain, clusterdown."
+		o.Counters.TryAgain = metrics.Counter(metricClusterErrors, cerrs, []string{"middleware", name, "code", "tryagain"})
+		o.Counters.ClusterDown = metrics.Counter(metricClusterErrors, cerrs, []string{"middleware", name, "code", "clusterdown"})
+	}
+	ev := &topologyLog{name: name, gauges: map[string]*int64{}}
+	if topo == "sentinel" {
+		ev.gauge = metricPrimary
+		ev.help = "1 for the primary Sentinel named and the limiter uses (label address), 0 for earlier ones."
+	} else {
+		ev.gauge = metricClusterNode
+		ev.help = "1 for each primary of the cluster's slot map in use (label address), 0 for nodes no longer in it."
+	}
+	o.OnEvent = ev.event
+	return o
+}
+
+// topologyLog writes the topology events of a pool to the operator log (stdout, in Traefik's
+// shape, like the middleware's own lines) and keeps
+// the gauge of the nodes in use.
+type topologyLog struct {
+	name        string
+	gauge, help string
+	mu          sync.Mutex
+	gauges      map[string]*int64 // by node address
+}
+
+func (t *topologyLog) event(event, nodes, msg string) {
+	metrics.Log(os.Stdout, map[string]any{
+		"level":          "info",
+		"message":        msg,
+		"middlewareName": t.name,
+		"component":      "ratelimit",
+		"event":          event,
+	})
+	if nodes == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, g := range t.gauges {
+		atomic.StoreInt64(g, 0)
+	}
+	for _, addr := range strings.Split(nodes, ",") {
+		g := t.gauges[addr]
+		if g == nil {
+			g = metrics.Gauge(t.gauge, t.help, []string{"middleware", t.name, "address", addr})
+			t.gauges[addr] = g
+		}
+		atomic.StoreInt64(g, 1)
+	}
 }

@@ -27,10 +27,12 @@ type sharedPool struct {
 
 // poolKey identifies Redis options; the password enters only as a hash.
 func poolKey(o resp.Options) string {
-	sum := sha256.Sum256([]byte(o.Password))
+	sum := sha256.Sum256([]byte(o.Password + "\x00" + o.SentinelPassword))
 	return o.Address + "\x00" + o.Username + "\x00" + hex.EncodeToString(sum[:8]) + "\x00" +
 		strconv.Itoa(o.DB) + "\x00" + strconv.FormatBool(o.TLS) + "\x00" + o.DialTimeout.String() +
-		"\x00" + o.Timeout.String() + "\x00" + strconv.Itoa(o.PoolSize)
+		"\x00" + o.Timeout.String() + "\x00" + strconv.Itoa(o.PoolSize) + "\x00" + o.TLSID + "\x00" +
+		strings.Join(o.SentinelAddrs, ",") + "\x00" + o.MasterName + "\x00" + o.SentinelUsername + "\x00" +
+		strings.Join(o.ClusterAddrs, ",")
 }
 
 // acquirePool returns the shared client for o, creating it when needed, and releases it

@@ -31,6 +31,9 @@ type Client struct {
 	opts      Options
 	dialer    *net.Dialer
 	tlsDialer *tls.Dialer
+	sentinel  *sentinelSet   // Sentinel: where the primary is; nil for one server
+	sentConns map[*conn]bool // Sentinel: every open connection (guarded by mu), closed on a switch
+	cluster   *clusterMap    // Cluster: the routing layer; this Client's own pool is unused
 
 	mu      sync.Mutex
 	slots   int          // slots taken: connections in use or being dialed, at most PoolSize
@@ -67,6 +70,24 @@ func New(opts Options) (*Client, error) {
 	if o.TLS {
 		c.tlsDialer = &tls.Dialer{NetDialer: c.dialer, Config: o.TLSConfig}
 	}
+	if len(o.SentinelAddrs) > 0 {
+		c.sentinel = &sentinelSet{
+			addrs:    o.SentinelAddrs,
+			name:     o.MasterName,
+			user:     o.SentinelUsername,
+			pass:     o.SentinelPassword,
+			dial:     c.dialAddr,
+			budget:   o.DialTimeout + o.Timeout,
+			counters: o.Counters,
+			onEvent:  o.OnEvent,
+		}
+		c.sentConns = map[*conn]bool{}
+		c.sentinel.watching = o.SentinelNoWatch // true: never started
+		c.sentinel.onSwitch = c.switchPrimary
+	}
+	if len(o.ClusterAddrs) > 0 {
+		c.cluster = newCluster(o)
+	}
 	return c, nil
 }
 
@@ -82,6 +103,9 @@ func New(opts Options) (*Client, error) {
 func (c *Client) Do(ctx context.Context, args ...string) (Value, error) {
 	if len(args) == 0 {
 		return Value{}, errNoArgs
+	}
+	if c.cluster != nil {
+		return c.cluster.do(ctx, args)
 	}
 	return c.send(ctx, appendCommand(make([]byte, 0, 64), args), args[0])
 }
@@ -107,6 +131,11 @@ func (c *Client) send(ctx context.Context, cmd []byte, name string) (Value, erro
 // maybe sent again, see Do).
 func (c *Client) failed(ctx context.Context, cn *conn, cmd []byte, name string, v Value, err error) (Value, error) {
 	if re, ok := err.(RedisError); ok {
+		if c.readOnly(re) {
+			c.discard(cn, err)
+			c.release()
+			return v, re
+		}
 		c.put(cn)
 		return v, re
 	}
@@ -244,6 +273,7 @@ func (c *Client) put(cn *conn) {
 	c.mu.Lock()
 	if c.closed {
 		c.stats.Open--
+		c.unregisterLocked([]*conn{cn})
 		c.releaseLocked()
 		c.mu.Unlock()
 		cn.close()
@@ -282,6 +312,9 @@ func (c *Client) releaseLocked() {
 func (c *Client) discard(cn *conn, err error) {
 	cn.close()
 	c.mu.Lock()
+	if c.sentConns != nil {
+		delete(c.sentConns, cn)
+	}
 	c.stats.Open--
 	c.stats.Discarded++
 	if isTimeout(err) {
@@ -296,6 +329,7 @@ func (c *Client) dropIdle() {
 	idle := c.idle
 	c.idle = nil
 	c.stats.Open -= len(idle)
+	c.unregisterLocked(idle)
 	c.mu.Unlock()
 	for _, cn := range idle {
 		cn.close()
@@ -306,6 +340,12 @@ func (c *Client) dropIdle() {
 // Later commands, and those waiting for a connection, fail with ErrClosed. Closing twice
 // is a no-op.
 func (c *Client) Close() error {
+	if c.cluster != nil {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		return c.cluster.close()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -320,7 +360,11 @@ func (c *Client) Close() error {
 	idle := c.idle
 	c.idle = nil
 	c.stats.Open -= len(idle)
+	c.unregisterLocked(idle)
 	c.mu.Unlock()
+	if c.sentinel != nil {
+		c.sentinel.stop()
+	}
 
 	var errs []error
 	for _, cn := range idle {

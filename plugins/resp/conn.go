@@ -3,6 +3,7 @@ package resp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -15,6 +16,7 @@ type conn struct {
 	br       *bufio.Reader
 	maxBytes int
 	reused   bool // has been in the idle pool
+	addr     string
 	noReply  bool // the last command failed before any byte of its reply arrived
 }
 
@@ -56,29 +58,54 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	} else {
 		c.stats.Dials++
 		c.stats.Open++
+		if c.sentinel != nil {
+			c.sentConns[cn] = true
+		}
 	}
 	c.mu.Unlock()
 	return cn, err
 }
 
 func (c *Client) open(ctx context.Context) (*conn, error) {
-	var nc net.Conn
-	var err error
-	if c.tlsDialer != nil {
-		nc, err = c.tlsDialer.DialContext(ctx, "tcp", c.opts.Address)
-	} else {
-		nc, err = c.dialer.DialContext(ctx, "tcp", c.opts.Address)
+	addr := c.opts.Address
+	if c.sentinel != nil {
+		a, err := c.sentinel.primary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		addr = a
 	}
+	nc, err := c.dialAddr(ctx, addr)
 	if err != nil {
+		if c.sentinel != nil {
+			c.sentinel.forget(addr)
+		}
 		return nil, fmt.Errorf("resp: %w", err)
 	}
 
-	cn := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxBytes: c.opts.MaxReplyBytes}
-	if err := c.handshake(ctx, cn); err != nil {
+	cn := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxBytes: c.opts.MaxReplyBytes, addr: addr}
+	err = c.handshake(ctx, cn)
+	if err == nil && c.sentinel != nil {
+		err = c.checkRole(ctx, cn)
+		if err != nil {
+			c.sentinel.forget(addr)
+		} else if !c.sentinel.isCurrent(addr) {
+			err = errors.New("resp: the primary changed while connecting")
+		}
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return cn, nil
+}
+
+// dialAddr opens a TCP (or TLS) connection to addr.
+func (c *Client) dialAddr(ctx context.Context, addr string) (net.Conn, error) {
+	if c.tlsDialer != nil {
+		return c.tlsDialer.DialContext(ctx, "tcp", addr)
+	}
+	return c.dialer.DialContext(ctx, "tcp", addr)
 }
 
 // handshake sends AUTH and SELECT, as needed, in one round trip.

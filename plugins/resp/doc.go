@@ -14,6 +14,13 @@
 //	...
 //	c.Close()
 //
+// Topologies (Options): one server (Address); Redis Sentinel (SentinelAddrs, MasterName:
+// the primary is asked of the sentinels when a connection is opened, checked with ROLE, and
+// asked again after READONLY or a refused connection); Redis Cluster (ClusterAddrs: New
+// returns a client whose commands are routed by slot to a pool per primary, following MOVED
+// and ASK; see cluster.go). Config is the user-facing form of the options, shared by the
+// plugins (Config.Compile validates it and reads the TLS files).
+//
 // Errors: an error reply is a RedisError, returned unwrapped (test it with a type
 // assertion: under Yaegi, errors.As to a type declared in interpreted code panics). Client
 // errors are ErrClosed, ErrPoolTimeout, or wrap ErrProtocol, a net error (errors.Is

@@ -33,6 +33,17 @@ type Keyed struct {
 	cmds     map[string][]byte // guarded by c.mu; the values are never modified
 	poolSize int               // c.opts.PoolSize
 	timeout  time.Duration     // c.opts.Timeout
+
+	// Cluster (c.cluster != nil): cmds stays empty, so KeyedStatus always answers
+	// ErrNotCached and callers use StatusFor, which routes by slot with its own cache.
+	cl    *clusterMap
+	ccmds map[string]clusterCmd // guarded by c.mu
+}
+
+// clusterCmd is a cached command of a cluster Keyed and the slot of its keys.
+type clusterCmd struct {
+	cmd  []byte
+	slot int
 }
 
 // Keyed returns the Keyed of p for keys base+suffixes[i]; p must be prepared for
@@ -41,7 +52,8 @@ func (c *Client) Keyed(p *Prepared, suffixes []string) (*Keyed, error) {
 	if len(suffixes) != p.nkeys {
 		return nil, fmt.Errorf("resp: EVALSHA: %d keys, prepared for %d", len(suffixes), p.nkeys)
 	}
-	return &Keyed{c: c, p: p, suffixes: suffixes, cmds: map[string][]byte{}, poolSize: c.opts.PoolSize, timeout: c.opts.Timeout}, nil
+	return &Keyed{c: c, p: p, suffixes: suffixes, cmds: map[string][]byte{}, poolSize: c.opts.PoolSize, timeout: c.opts.Timeout,
+		cl: c.cluster, ccmds: map[string]clusterCmd{}}, nil
 }
 
 // Status is EvalStatus with the command cached for key by an earlier StatusFor. Without one
@@ -106,6 +118,9 @@ func (k *Keyed) statusSlow(ctx context.Context, cmd []byte) (string, error) {
 // for key unless key is empty or longer than 256 bytes. key must stand for base: Status(key)
 // sends that command again.
 func (k *Keyed) StatusFor(ctx context.Context, key, base string) (string, error) {
+	if k.cl != nil {
+		return k.clusterStatus(ctx, key, base)
+	}
 	keys := make([]string, len(k.suffixes))
 	for i, s := range k.suffixes {
 		keys[i] = base + s
@@ -137,4 +152,28 @@ func (k *Keyed) Forget(key string) {
 	c.mu.Lock()
 	delete(k.cmds, key)
 	c.mu.Unlock()
+}
+
+// clusterStatus is StatusFor on a cluster: the command and its slot are cached by key.
+func (k *Keyed) clusterStatus(ctx context.Context, key, base string) (string, error) {
+	c := k.c
+	c.mu.Lock()
+	cc, ok := k.ccmds[key]
+	c.mu.Unlock()
+	if !ok || key == "" {
+		keys := make([]string, len(k.suffixes))
+		for i, s := range k.suffixes {
+			keys[i] = base + s
+		}
+		cc = clusterCmd{cmd: k.p.appendCommand(keys), slot: KeySlot(keys[0])}
+		if key != "" && len(key) <= maxCachedKey {
+			c.mu.Lock()
+			if len(k.ccmds) >= maxCachedCommands {
+				k.ccmds = map[string]clusterCmd{}
+			}
+			k.ccmds[key] = cc
+			c.mu.Unlock()
+		}
+	}
+	return k.cl.status(ctx, k.p, cc.cmd, cc.slot)
 }

@@ -30,8 +30,35 @@ const (
 
 // Options configures a Client. Zero values take the defaults above.
 type Options struct {
-	// Address is the server's host:port. Required.
+	// Address is the server's host:port. Required unless SentinelAddrs or ClusterAddrs is
+	// set (then unused).
 	Address string
+	// SentinelAddrs are Redis Sentinel host:port: the client dials the primary that the
+	// sentinels name for MasterName, asks it for its ROLE on every new connection (never
+	// writing to a replica), and asks the sentinels again after a failover (a READONLY
+	// reply, a connection refused, a server that is no longer the primary).
+	SentinelAddrs []string
+	// MasterName is the name the sentinels know the primary by. Required with SentinelAddrs.
+	MasterName string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels (AUTH), separately
+	// from the data nodes' Username and Password.
+	SentinelUsername string
+	SentinelPassword string
+	// SentinelNoWatch: do not listen to the sentinels' +switch-master announcements (for a
+	// short-lived client, such as the health check's: it asks the sentinels anyway).
+	SentinelNoWatch bool
+	// ClusterAddrs are Redis Cluster seed nodes: use NewCluster, not New.
+	ClusterAddrs []string
+	// Counters, when set, are counted into (redirections, map refreshes, primary switches).
+	Counters Counters
+	// OnEvent, when set, is told about topology events worth an operator log line:
+	// "redis_primary" (Sentinel named a new primary; nodes is its address),
+	// "redis_cluster_map" (the slot map changed; nodes are the primaries, comma-separated),
+	// "redis_cluster_map_error" (nodes empty). It must not block.
+	OnEvent func(event, nodes, msg string)
+	// TLSID identifies TLSConfig's settings (files, server name...) for comparing Options:
+	// two Options with the same fields and TLSID are interchangeable. Config.Compile sets it.
+	TLSID string
 	// Username is the ACL user: AUTH username password. Empty: AUTH password, and only when
 	// Password is set. Requires Password.
 	Username string
@@ -80,7 +107,7 @@ func (o Options) withDefaults() Options {
 		} else {
 			cfg = o.TLSConfig.Clone()
 		}
-		if cfg.ServerName == "" {
+		if cfg.ServerName == "" && o.Address != "" {
 			host, _, err := net.SplitHostPort(o.Address)
 			if err == nil {
 				cfg.ServerName = host
@@ -95,9 +122,15 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	var errs []error
 	host, port, err := net.SplitHostPort(o.Address)
-	if o.Address == "" {
+	switch {
+	case len(o.SentinelAddrs) > 0:
+		if o.MasterName == "" {
+			errs = append(errs, errors.New("masterName: required with sentinel addresses"))
+		}
+	case len(o.ClusterAddrs) > 0:
+	case o.Address == "":
 		errs = append(errs, errors.New("address: required (host:port)"))
-	} else if err != nil || host == "" || port == "" {
+	case err != nil || host == "" || port == "":
 		errs = append(errs, fmt.Errorf("address: %q is not host:port", o.Address))
 	}
 	if o.Username != "" && o.Password == "" {

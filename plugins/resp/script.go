@@ -32,6 +32,9 @@ func (s *Script) SHA1() string { return s.sha }
 // the script (NOSCRIPT: after a restart or SCRIPT FLUSH), it is loaded (SCRIPT LOAD) and
 // EVALSHA is sent once more; each of these commands has its own Timeout.
 func (c *Client) EvalSHA(ctx context.Context, s *Script, keys, args []string) (Value, error) {
+	if c.cluster != nil {
+		return c.cluster.evalSHA(ctx, s, keys, args)
+	}
 	cmd := s.appendEvalSHA(make([]byte, 0, 128), keys, args)
 
 	v, err := c.send(ctx, cmd, "EVALSHA")
@@ -149,6 +152,11 @@ func (c *Client) evalStatusSlow(ctx context.Context, cn *conn, p *Prepared, cmd,
 	}
 	// An error reply is complete on its line: the connection stays usable.
 	re := RedisError(string(line[1 : len(line)-2]))
+	if c.readOnly(re) {
+		c.discard(cn, re)
+		c.release()
+		return "", re
+	}
 	c.put(cn)
 	if !strings.HasPrefix(string(re), "NOSCRIPT") {
 		return "", re

@@ -287,17 +287,17 @@ func TestComposeKeycloakVersion(t *testing.T) {
 // to the same configuration and pass the plugin's validation.
 func TestRedisTopologyOptions(t *testing.T) {
 	labels := []string{
-		"sentinel-limit.plugin.ratelimit.limits[0].requests: \"10\"",
-		"sentinel-limit.plugin.ratelimit.limits[0].window: 1s",
-		"sentinel-limit.plugin.ratelimit.redis.sentinel.masterName: pavilion",
-		"sentinel-limit.plugin.ratelimit.redis.sentinel.addresses[0]: 10.0.0.1:26379",
-		"sentinel-limit.plugin.ratelimit.redis.sentinel.addresses[1]: 10.0.0.2:26379",
-		"sentinel-limit.plugin.ratelimit.redis.sentinel.username: sentinel-user",
-		"sentinel-limit.plugin.ratelimit.redis.sentinel.password: sentinel-pw",
-		"sentinel-limit.plugin.ratelimit.redis.username: gw",
-		"sentinel-limit.plugin.ratelimit.redis.password: gw-pw",
-		"sentinel-limit.plugin.ratelimit.redis.tls: \"true\"",
-		"sentinel-limit.plugin.ratelimit.redis.tlsServerName: redis.internal",
+		"sentinel-limit.plugin.pavilion.rateLimit.limits[0].requests: \"10\"",
+		"sentinel-limit.plugin.pavilion.rateLimit.limits[0].window: 1s",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.sentinel.masterName: pavilion",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.sentinel.addresses[0]: 10.0.0.1:26379",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.sentinel.addresses[1]: 10.0.0.2:26379",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.sentinel.username: sentinel-user",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.sentinel.password: sentinel-pw",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.username: gw",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.password: gw-pw",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.tls: \"true\"",
+		"sentinel-limit.plugin.pavilion.rateLimit.redis.tlsServerName: redis.internal",
 		"cluster-limit.plugin.pavilion.rateLimit.limits[0].requests: \"10\"",
 		"cluster-limit.plugin.pavilion.rateLimit.limits[0].window: 1s",
 		"cluster-limit.plugin.pavilion.rateLimit.redis.cluster.addresses[0]: 10.0.1.1:6379",
@@ -316,14 +316,15 @@ http:
   middlewares:
     sentinel-limit:
       plugin:
-        ratelimit:
-          limits: [{requests: 10, window: 1s}]
-          redis:
-            sentinel: {masterName: pavilion, addresses: [10.0.0.1:26379, 10.0.0.2:26379], username: sentinel-user, password: sentinel-pw}
-            username: gw
-            password: gw-pw
-            tls: true
-            tlsServerName: redis.internal
+        pavilion:
+          rateLimit:
+            limits: [{requests: 10, window: 1s}]
+            redis:
+              sentinel: {masterName: pavilion, addresses: [10.0.0.1:26379, 10.0.0.2:26379], username: sentinel-user, password: sentinel-pw}
+              username: gw
+              password: gw-pw
+              tls: true
+              tlsServerName: redis.internal
     cluster-limit:
       plugin:
         pavilion:
@@ -345,9 +346,10 @@ http:
   middlewares:
     bad-limit:
       plugin:
-        ratelimit:
-          limits: [{requests: 10, window: 1s}]
-          redis: {sentinel: {mastername: x, adresses: [a:1]}, tlsCA: /nonexistent/ca.pem}
+        pavilion:
+          rateLimit:
+            limits: [{requests: 10, window: 1s}]
+            redis: {sentinel: {mastername: x, adresses: [a:1]}, tlsCA: /nonexistent/ca.pem}
 `}}})
 	r := Check(Paths{Root: root})
 	wantProblem(t, r, "bad-limit", "redis.sentinel.adresses: unknown option")

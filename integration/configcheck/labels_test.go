@@ -16,6 +16,7 @@ import (
 	"github.com/pavilion-trust/gateway/plugins/jwtauth"
 	"github.com/pavilion-trust/gateway/plugins/ratelimit"
 	"github.com/pavilion-trust/gateway/plugins/requestid"
+	"github.com/pavilion-trust/gateway/plugins/resp"
 	"github.com/traefik/paerser/file"
 	"github.com/traefik/paerser/parser"
 	"gopkg.in/yaml.v3"
@@ -24,8 +25,8 @@ import (
 const docMarker = "<!-- checked: labels example -->"
 
 // docLabels returns the labels of the example in docs/docker-labels.md (the yaml block after
-// docMarker), with the CA file path replaced by caFile.
-func docLabels(t *testing.T, caFile string) map[string]string {
+// docMarker), with the certificate file paths replaced by ca's files.
+func docLabels(t *testing.T, ca devca.Files) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "docker-labels.md"))
 	if err != nil {
@@ -42,7 +43,8 @@ func docLabels(t *testing.T, caFile string) map[string]string {
 	if !ok {
 		t.Fatal("docs/docker-labels.md: no yaml block after the marker")
 	}
-	block = strings.ReplaceAll(block, "/etc/traefik/certs/keycloak-ca.crt", caFile)
+	block = strings.NewReplacer("/etc/traefik/certs/keycloak-ca.crt", ca.CACert, "/etc/traefik/certs/redis-ca.crt", ca.CACert,
+		"/etc/traefik/certs/redis-client.crt", ca.Cert, "/etc/traefik/certs/redis-client.key", ca.Key).Replace(block)
 	var cf composeFile
 	if err := yaml.Unmarshal([]byte(block), &cf); err != nil {
 		t.Fatal(err)
@@ -156,7 +158,7 @@ func TestLabelsDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lbls := docLabels(t, ca.CACert)
+	lbls := docLabels(t, ca)
 	decoded := buildAll(t, labelPlugins(t, lbls))
 
 	suite, _ := decoded["gateway"].(map[string]any)
@@ -190,8 +192,8 @@ func TestLabelsDocExample(t *testing.T) {
 		}
 	}
 	skip := map[string]bool{"username": true, "password": true}
-	for section, v := range map[string]any{"jwt": jwtauth.Config{}, "rateLimit": ratelimit.Config{}, "rateLimit.redis": ratelimit.Redis{},
-		"requestId": requestid.Config{}, "health": health.Config{}, "health.redis": health.Redis{}} {
+	for section, v := range map[string]any{"jwt": jwtauth.Config{}, "rateLimit": ratelimit.Config{}, "rateLimit.redis": resp.Config{},
+		"requestId": requestid.Config{}, "health": health.Config{}, "health.redis": resp.Config{}} {
 		rt := reflect.TypeOf(v)
 		for i := 0; i < rt.NumField(); i++ {
 			if name := strings.ToLower(rt.Field(i).Name); !keys[name] && !skip[name] {

@@ -35,14 +35,14 @@ var (
 )
 
 // nativeChainRouter is a dynamic file beside the gateway's own: the native chain alone on
-// /native/api/v1/ (same service, same Traefik), and Traefik's pprof handlers (api.debug) on
-// the internal entry point.
+// /native/api/v1/ — the gateway's chain without the suite, same service, same Traefik — and
+// Traefik's pprof handlers (api.debug) on the internal entry point.
 const nativeChainRouter = `http:
   routers:
     native-chain:
       entryPoints: [websecure]
       rule: PathPrefix(` + "`/native/api/v1/`" + `)
-      middlewares: [security-headers, cors, compress]
+      middlewares: [security-headers, cors, compress, body-limit]
       service: core-broker
     bench-debug:
       entryPoints: [traefik]
@@ -173,7 +173,7 @@ limits: [{requests: "1000000000", window: 1s}]
 		{key: "ours", name: "ratelimit plugin, header client (HTTP)", anchor: "native", pid: plainPid, target: get(plain.URL+"/ours", hdr("X-Auth-Client", "bench-client"))},
 		{key: "jwt", name: "jwtauth, one repeated token (HTTP)", anchor: "bare", pid: plainPid, target: get(plain.URL+"/jwt", hdr("Authorization", "Bearer "+tok))},
 		{key: "suite", name: "suite: requestId + jwt + rateLimit (HTTP)", anchor: "bare", pid: plainPid, target: get(plain.URL+"/suite", hdr("Authorization", "Bearer "+tok))},
-		{key: "chain", name: "native chain alone (TLS 1.3, HTTP/2, headers, CORS, compress, h2c, logs, metrics)", pid: fullPid, https: true,
+		{key: "chain", name: "native chain alone (TLS 1.3, HTTP/2, headers, CORS, compress, body limit, h2c, logs, metrics)", pid: fullPid, https: true,
 			// The same headers as the next one, so that the upstream's answer (which echoes
 			// them) is as large and compressed alike.
 			target: get(full.HTTPSURL+"/native/api/v1/accounts", browser("Authorization", "Bearer "+tok))},

@@ -467,10 +467,10 @@ func TestCRDProvider(t *testing.T) {
 		}
 		chain := c.middleware(t, "api-chain")
 		t.Logf("middleware pavilion-api-chain@kubernetescrd: chain=%v", dig(chain, "chain", "middlewares"))
-		if got := fmt.Sprint(dig(chain, "chain", "middlewares")); got != "[pavilion-security-headers@kubernetescrd pavilion-cors@kubernetescrd pavilion-compress@kubernetescrd pavilion-pavilion@kubernetescrd]" {
+		if got := fmt.Sprint(dig(chain, "chain", "middlewares")); got != "[pavilion-security-headers@kubernetescrd pavilion-cors@kubernetescrd pavilion-compress@kubernetescrd pavilion-pavilion@kubernetescrd pavilion-body-limit@kubernetescrd]" {
 			t.Errorf("api-chain = %s", got)
 		}
-		for _, name := range []string{"security-headers", "cors", "compress", "health", "pavilion-metrics"} {
+		for _, name := range []string{"security-headers", "cors", "compress", "body-limit", "health", "pavilion-metrics"} {
 			if m := c.middleware(t, name); m["status"] != "enabled" {
 				t.Errorf("middleware %s: %v %v", name, m["status"], m["error"])
 			}

@@ -49,9 +49,9 @@ certs: ## development CA + server certificate for HTTPS (Go crypto/x509) into $(
 demo: traefik ## run the gateway demo (Ctrl-C stops everything it started)
 	@bash demo/run
 
-bench: traefik ## closed-loop throughput (wrk): Traefik bare vs the plugins, floods (forged tokens, a client over its limit)
+bench: traefik ## closed-loop throughput (wrk): Traefik bare vs the plugins, floods (forged tokens, a client over its limit), four gateways on one limit
 	@bash .ci/deps bench
-	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench(JWT|RateLimit)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench(JWT|RateLimit|FourGateways)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
 
 .PHONY: bench-latency bench-memory
 bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,1000,2000/s): plugins alone and the full TLS chain beside the native chain (~15 min)

@@ -29,7 +29,7 @@ var (
 	connections = envInt("BENCH_CONNECTIONS", 32)
 	duration    = envDuration("BENCH_DURATION", 5*time.Second)
 	rounds      = envInt("BENCH_ROUNDS", 3)
-	uniqueN     = envInt("BENCH_UNIQUE_TOKENS", 66000)
+	uniqueN     = envInt("BENCH_UNIQUE_TOKENS", 240000)
 )
 
 // wrkScript sends the tokens of a file (one per line), each thread its own share, in order,

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pavilion-trust/gateway/demo/certs/devca"
+	"github.com/pavilion-trust/gateway/demo/devissuer/issuer"
 	"github.com/pavilion-trust/gateway/integration/echo"
 	"github.com/pavilion-trust/gateway/integration/gatewaytest"
 	"github.com/pavilion-trust/gateway/integration/redistest"
@@ -49,6 +50,36 @@ const nativeChainRouter = `http:
       rule: PathPrefix(` + "`/debug/`" + `)
       service: api@internal
 `
+
+// gatewayOptions are the options of the gateway as shipped (static/, dynamic/) for a
+// benchmark: two echo brokers, limits far above what is sent, a development certificate, and
+// nativeChainRouter beside the repository's dynamic files; roots trusts the certificate.
+func gatewayOptions(t *testing.T, iss *issuer.Issuer, rd *redistest.Server) (gatewaytest.Options, *x509.CertPool) {
+	certs, err := devca.Generate(t.TempDir(), devca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, b2 := echo.Start(t, "core-broker-1"), echo.Start(t, "core-broker-2")
+	ca, err := os.ReadFile(certs.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	return gatewaytest.Options{
+		Env: []string{
+			"PAVILION_ISSUER_URL=" + iss.IssuerURL(),
+			"PAVILION_REDIS_ADDR=" + rd.Addr(),
+			"PAVILION_BROKER_1_ADDR=" + strings.TrimPrefix(b1.URL, "http://"),
+			"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(b2.URL, "http://"),
+			"PAVILION_RATE_REQUESTS=1000000000",
+			"PAVILION_AUTH_FAILURES=1000000", // the 401 scenario sends invalid tokens from one address
+			"PAVILION_TLS_CERT=" + certs.Cert,
+			"PAVILION_TLS_KEY=" + certs.Key,
+		},
+		ExtraDynamic: map[string]string{"bench.yml": nativeChainRouter},
+	}, roots
+}
 
 // latencyScenario is one kind of request, sent at each rate.
 type latencyScenario struct {
@@ -124,32 +155,10 @@ limits: [{requests: "1000000000", window: 1s}]
 
 	// The gateway as shipped (static/, dynamic/), plus one router: the native chain alone on
 	// /native/api/v1/, same service, same Traefik.
-	certs, err := devca.Generate(t.TempDir(), devca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1, b2 := echo.Start(t, "core-broker-1"), echo.Start(t, "core-broker-2")
-	full := gatewaytest.StartWith(t, gatewaytest.Options{
-		Env: []string{
-			"PAVILION_ISSUER_URL=" + iss.IssuerURL(),
-			"PAVILION_REDIS_ADDR=" + rd.Addr(),
-			"PAVILION_BROKER_1_ADDR=" + strings.TrimPrefix(b1.URL, "http://"),
-			"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(b2.URL, "http://"),
-			"PAVILION_RATE_REQUESTS=1000000000",
-			"PAVILION_AUTH_FAILURES=1000000", // the 401 scenario sends invalid tokens from one address
-			"PAVILION_TLS_CERT=" + certs.Cert,
-			"PAVILION_TLS_KEY=" + certs.Key,
-		},
-		ExtraDynamic: map[string]string{"bench.yml": nativeChainRouter},
-		Wait:         []string{"api-v1@file", "native-chain@file"},
-		Debug:        os.Getenv("PAVILION_PROFILE") != "",
-	})
-	ca, err := os.ReadFile(certs.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
+	opts, roots := gatewayOptions(t, iss, rd)
+	opts.Wait = []string{"api-v1@file", "native-chain@file"}
+	opts.Debug = os.Getenv("PAVILION_PROFILE") != ""
+	full := gatewaytest.StartWith(t, opts)
 	tlsConfig := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
 
 	hdr := func(kv ...string) http.Header {

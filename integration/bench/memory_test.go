@@ -2,7 +2,6 @@ package bench
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/pavilion-trust/gateway/demo/certs/devca"
-	"github.com/pavilion-trust/gateway/integration/echo"
 	"github.com/pavilion-trust/gateway/integration/gatewaytest"
 	"github.com/pavilion-trust/gateway/integration/redistest"
 	"github.com/pavilion-trust/gateway/integration/traefiktest"
@@ -62,30 +59,8 @@ func TestBenchMemory(t *testing.T) {
 	twoPlugins := idle("used", used)
 
 	rd := redistest.Start(t)
-	certs, err := devca.Generate(t.TempDir(), devca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1, b2 := echo.Start(t, "core-broker-1"), echo.Start(t, "core-broker-2")
-	opts := gatewaytest.Options{
-		Env: []string{
-			"PAVILION_ISSUER_URL=" + iss.IssuerURL(),
-			"PAVILION_REDIS_ADDR=" + rd.Addr(),
-			"PAVILION_BROKER_1_ADDR=" + strings.TrimPrefix(b1.URL, "http://"),
-			"PAVILION_BROKER_2_ADDR=" + strings.TrimPrefix(b2.URL, "http://"),
-			"PAVILION_RATE_REQUESTS=1000000000",
-			"PAVILION_TLS_CERT=" + certs.Cert,
-			"PAVILION_TLS_KEY=" + certs.Key,
-		},
-		ExtraDynamic: map[string]string{"bench.yml": nativeChainRouter},
-		Wait:         []string{"native-chain@file"},
-	}
-	ca, err := os.ReadFile(certs.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
+	opts, roots := gatewayOptions(t, iss, rd)
+	opts.Wait = []string{"native-chain@file"}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+tok)
 	h.Set("Origin", "https://portal.pavilion.example")

@@ -60,10 +60,7 @@ func (b *failureBudget) spent(req *http.Request, now time.Time) int64 {
 	addr := b.client(req)
 	t := now.UnixNano()
 	b.mu.Lock()
-	f := b.cur[addr]
-	if f == nil {
-		f = b.old[addr]
-	}
+	f := b.lookup(addr)
 	b.mu.Unlock()
 	if f == nil || f.n < b.limit || t-f.start >= b.window {
 		return 0
@@ -75,6 +72,15 @@ func (b *failureBudget) spent(req *http.Request, now time.Time) int64 {
 	return left
 }
 
+// lookup returns the count of addr, from either generation; b.mu is held.
+func (b *failureBudget) lookup(addr string) *failures {
+	f := b.cur[addr]
+	if f == nil {
+		f = b.old[addr]
+	}
+	return f
+}
+
 // fail counts one refused authentication of the request's address.
 func (b *failureBudget) fail(req *http.Request, now time.Time) {
 	addr := b.client(req)
@@ -82,7 +88,7 @@ func (b *failureBudget) fail(req *http.Request, now time.Time) {
 	b.mu.Lock()
 	f := b.cur[addr]
 	if f == nil {
-		f = b.old[addr]
+		f = b.lookup(addr)
 		if f == nil {
 			f = &failures{start: t}
 		}

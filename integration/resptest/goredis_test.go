@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/resp"
 	"github.com/redis/go-redis/v9"
@@ -158,7 +159,9 @@ func TestSameRepliesAsGoRedis(t *testing.T) {
 	// Each client has its own DB, so that non-idempotent commands see the same state.
 	gr := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DB: 1})
 	defer gr.Close()
-	c, err := resp.New(resp.Options{Address: addr, DB: 2})
+	// A generous command timeout: the test compares replies, and BLPOP blocks for 10ms of
+	// them (with the default 100ms, a busy machine made it time out).
+	c, err := resp.New(resp.Options{Address: addr, DB: 2, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

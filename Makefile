@@ -10,7 +10,7 @@ export PAVILION_CACHE := $(CACHE)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
-test: lint unit fuzz integration ## everything CI runs: lint, unit (compiled), fuzz, Yaegi and Traefik integration tests
+test: lint unit fuzz integration soak-short ## everything CI runs: lint, unit (compiled), fuzz, Yaegi and Traefik integration tests, a 60-second soak
 	@echo "make test: all suites passed"
 
 lint: ## gofmt, go vet (both modules), vendor/ matches go.mod
@@ -60,7 +60,11 @@ bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,
 bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchMemory$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
 
-.PHONY: soak
+.PHONY: soak soak-short
+soak-short: traefik ## the soak for 60 seconds at 1000 req/s (part of make test)
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_SOAK=1 PAVILION_SOAK_DURATION=60s PAVILION_SOAK_RATE=1000 \
+	  $(GO) test -count=1 -timeout 10m -run '^TestSoak$$' -v ./soaktest/ 2>&1 | grep -v '^\s*{' | grep -v '^=== RUN'; exit $${PIPESTATUS[0]}
+
 DURATION ?= 60s
 RATE     ?= 1000
 soak: traefik ## open-loop load (vegeta, RATE req/s) through TLS for DURATION with Redis restart, key rotation, broker kill, config rewrite, hostile requests

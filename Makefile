@@ -62,8 +62,8 @@ bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the 
 
 .PHONY: soak soak-short
 soak-short: traefik ## the soak for 60 seconds at 1000 req/s (part of make test)
-	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_SOAK=1 PAVILION_SOAK_DURATION=60s PAVILION_SOAK_RATE=1000 \
-	  $(GO) test -count=1 -timeout 10m -run '^TestSoak$$' -v ./soaktest/ 2>&1 | grep -v '^\s*{' | grep -v '^=== RUN'; exit $${PIPESTATUS[0]}
+	set -o pipefail; cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_SOAK=1 PAVILION_SOAK_DURATION=60s PAVILION_SOAK_RATE=1000 \
+	  $(GO) test -count=1 -timeout 10m -run '^TestSoak$$' -v ./soaktest/ 2>&1 | grep -v '^\s*{'
 
 DURATION ?= 60s
 RATE     ?= 1000

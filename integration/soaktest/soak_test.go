@@ -210,8 +210,10 @@ func TestSoak(t *testing.T) {
 		}
 		mu.Lock()
 		in := ""
+		// A request belongs to a failure if it was in flight at any moment of its window
+		// (sent before the broker was killed and answered after is its victim too).
 		for _, w := range windows {
-			if !res.Timestamp.Before(w.start) && !res.Timestamp.After(w.end) {
+			if !res.Timestamp.Add(res.Latency).Before(w.start) && !res.Timestamp.After(w.end) {
 				in = w.name
 			}
 		}

@@ -377,3 +377,46 @@ func TestMaxHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedAuthBudgetBehindProxy: with failedAuth.trustedProxies, the budget is the client's
+// named by X-Forwarded-For, not the proxy's: one client spending it leaves the others alone,
+// and a client that is not behind a trusted proxy cannot pick its address.
+func TestFailedAuthBudgetBehindProxy(t *testing.T) {
+	k0, k1 := testRSAKey(t, 0), testRSAKey(t, 1)
+	f := newFakeIdP(t, rsaJWK("k0", &k0.PublicKey))
+	a := newTestAuth(t, f, func(c *Config) {
+		c.FailedAuth = FailedAuth{Limit: 2, Window: "1m", TrustedProxies: []string{"10.0.0.0/8"}}
+	})
+	send := func(peer, xff, token string) int {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = peer
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w.Code
+	}
+	forged := func(i int) string {
+		return sign(t, k1, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"jti": i})
+	}
+	fresh := func(i int) string {
+		return sign(t, k0, jwt.SigningMethodRS256, "k0", f.issuerURL(), map[string]any{"jti": "v" + strconv.Itoa(i)})
+	}
+	for i := 0; i < 2; i++ {
+		send("10.0.0.5:1000", "198.51.100.1", forged(i))
+	}
+	if c := send("10.0.0.5:1000", "198.51.100.1", fresh(1)); c != 429 {
+		t.Fatalf("client 198.51.100.1 behind the proxy after 2 failures: %d, want 429", c)
+	}
+	if c := send("10.0.0.5:1000", "198.51.100.2", fresh(2)); c != 200 {
+		t.Fatalf("another client behind the same proxy: %d, want 200", c)
+	}
+	for i := 0; i < 2; i++ {
+		send("192.0.2.9:1000", "198.51.100.3", forged(10+i))
+	}
+	if c := send("192.0.2.9:1000", "198.51.100.4", fresh(3)); c != 429 {
+		t.Fatalf("an untrusted peer changing X-Forwarded-For escaped its budget: %d, want 429", c)
+	}
+}

@@ -171,10 +171,16 @@ func TestSoak(t *testing.T) {
 	})
 	at(0.65, func() {
 		done := mark("dynamic/gateway.yml rewritten", time.Second)
+		// Replaced as an operator's tooling should: a new file renamed over the old one. A
+		// write in place can be read half-done by Traefik's watcher (an empty file: no
+		// routers, 404s for the provider's 2-second throttle), seen in a 30-minute run.
 		p := filepath.Join(gw.Dir, "dynamic", "gateway.yml")
 		b, err := os.ReadFile(p)
 		if err == nil {
-			err = os.WriteFile(p, append(b, []byte("\n# rewritten by the soak\n")...), 0o644)
+			err = os.WriteFile(p+".tmp", append(b, []byte("\n# rewritten by the soak\n")...), 0o644)
+		}
+		if err == nil {
+			err = os.Rename(p+".tmp", p)
 		}
 		if err != nil {
 			t.Error(err)

@@ -2,73 +2,54 @@ package jwtauth
 
 import (
 	"context"
-	"strings"
 	"sync"
+
+	"github.com/pavilion-trust/gateway/plugins/refcount"
 )
 
 // Middlewares with the same key source share one JWKS cache (one refresher, one set of
 // fetches) within an interpreter: the routers × entry points that use one middleware, and
 // the instances Traefik builds on each configuration reload. A shared cache lives while at
-// least one middleware that uses it is alive (its New context not done).
-var shared = struct {
-	mu      sync.Mutex
-	entries map[string]*sharedKeys
-}{entries: map[string]*sharedKeys{}}
+// least one middleware that uses it is alive (its New context not done); when the last one
+// leaves, its refresher stops.
+var keySets = refcount.New(stopKeys)
 
+// sharedKeys is a JWKS cache and its refresher.
 type sharedKeys struct {
-	runCtx  context.Context
-	running bool
-	cache   *jwksCache
-	users   int
-	cancel  context.CancelFunc
+	cache  *jwksCache
+	runCtx context.Context // the refresher's; cancelled when the last user left
+	cancel context.CancelFunc
+	start  sync.Once
+}
+
+func stopKeys(v any) {
+	v.(*sharedKeys).cancel()
+}
+
+// keySetKey identifies a key source. It starts with the issuer and "\x00" (tests count the
+// users of an issuer by that prefix).
+func keySetKey(s *settings) string {
+	return s.issuer + "\x00" + s.jwksURL + "\x00" + s.fetchTimeout.String() + "\x00" +
+		s.minRefresh.String() + "\x00" + s.refresh.String() + "\x00" + s.caSum
 }
 
 // acquireKeys returns the JWKS cache for s, creating and starting it when needed, and
 // releases it when ctx ends.
 func acquireKeys(ctx context.Context, s *settings, log func(string), name string) *jwksCache {
-	key := s.issuer + "\x00" + s.jwksURL + "\x00" + s.fetchTimeout.String() + "\x00" +
-		s.minRefresh.String() + "\x00" + s.refresh.String() + "\x00" + s.caSum
-	shared.mu.Lock()
-	e := shared.entries[key]
-	if e == nil {
-		runCtx, cancel := context.WithCancel(context.Background())
-		e = &sharedKeys{cache: newJWKSCache(s, log), cancel: cancel, runCtx: runCtx}
-		shared.entries[key] = e
-	}
+	v, _ := keySets.Acquire(ctx, keySetKey(s), func() (any, error) { return newSharedKeys(s, log), nil })
+	e := v.(*sharedKeys)
 	e.cache.watch(name)
+	// Undone when this middleware leaves, before the cache may stop.
+	context.AfterFunc(ctx, func() { e.cache.unwatch(name) })
 	// The refresher starts with the first live user (a New whose context already ended, as in
 	// a configuration check, fetches nothing).
-	if !e.running && ctx.Err() == nil {
-		e.running = true
-		go e.cache.run(e.runCtx)
+	if ctx.Err() == nil {
+		e.start.Do(func() { go e.cache.run(e.runCtx) })
 	}
-	e.users++
-	shared.mu.Unlock()
-	go release(ctx, key, e, name)
 	return e.cache
 }
 
-func release(ctx context.Context, key string, e *sharedKeys, name string) {
-	<-ctx.Done()
-	e.cache.unwatch(name)
-	shared.mu.Lock()
-	e.users--
-	if e.users == 0 {
-		e.cancel()
-		delete(shared.entries, key)
-	}
-	shared.mu.Unlock()
-}
-
-// sharedUsers reports how many middlewares use the shared cache of issuer (for tests).
-func sharedUsers(issuer string) int {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	n := 0
-	for key, e := range shared.entries {
-		if strings.HasPrefix(key, issuer+"\x00") {
-			n += e.users
-		}
-	}
-	return n
+func newSharedKeys(s *settings, log func(string)) *sharedKeys {
+	runCtx, cancel := context.WithCancel(context.Background())
+	return &sharedKeys{cache: newJWKSCache(s, log), runCtx: runCtx, cancel: cancel}
 }

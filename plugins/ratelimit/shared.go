@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/pavilion-trust/gateway/plugins/refcount"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
@@ -15,17 +15,14 @@ import (
 // the routers × entry points that use one middleware, the instances Traefik builds on each
 // configuration reload, and the suite's middlewares. A pool lives while at least one
 // middleware that uses it is alive (its New context not done); the last one closes it.
-var pools = struct {
-	mu      sync.Mutex
-	entries map[string]*sharedPool
-}{entries: map[string]*sharedPool{}}
+var pools = refcount.New(closePool)
 
-type sharedPool struct {
-	client *resp.Client
-	users  int
+func closePool(v any) {
+	v.(*resp.Client).Close()
 }
 
-// poolKey identifies Redis options; the password enters only as a hash.
+// poolKey identifies Redis options; the password enters only as a hash. It starts with the
+// address and "\x00" (tests count the pools of an address by that prefix).
 func poolKey(o resp.Options) string {
 	sum := sha256.Sum256([]byte(o.Password + "\x00" + o.SentinelPassword))
 	return o.Address + "\x00" + o.Username + "\x00" + hex.EncodeToString(sum[:8]) + "\x00" +
@@ -38,47 +35,18 @@ func poolKey(o resp.Options) string {
 // acquirePool returns the shared client for o, creating it when needed, and releases it
 // when ctx ends.
 func acquirePool(ctx context.Context, o resp.Options) (*resp.Client, error) {
-	key := poolKey(o)
-	pools.mu.Lock()
-	e := pools.entries[key]
-	if e == nil {
-		c, err := resp.New(o)
-		if err != nil {
-			pools.mu.Unlock()
-			return nil, err
-		}
-		e = &sharedPool{client: c}
-		pools.entries[key] = e
+	v, err := pools.Acquire(ctx, poolKey(o), func() (any, error) { return newPool(o) })
+	if err != nil {
+		return nil, err
 	}
-	e.users++
-	pools.mu.Unlock()
-	go releasePool(ctx, key, e)
-	return e.client, nil
+	return v.(*resp.Client), nil
 }
 
-func releasePool(ctx context.Context, key string, e *sharedPool) {
-	<-ctx.Done()
-	pools.mu.Lock()
-	e.users--
-	last := e.users == 0
-	if last {
-		delete(pools.entries, key)
+// newPool is resp.New with its result as any, for pools.Acquire.
+func newPool(o resp.Options) (any, error) {
+	c, err := resp.New(o)
+	if err != nil {
+		return nil, err
 	}
-	pools.mu.Unlock()
-	if last {
-		e.client.Close()
-	}
-}
-
-// poolCount reports how many shared pools exist for address (for tests).
-func poolCount(address string) int {
-	pools.mu.Lock()
-	defer pools.mu.Unlock()
-	n := 0
-	for key := range pools.entries {
-		if strings.HasPrefix(key, address+"\x00") {
-			n++
-		}
-	}
-	return n
+	return c, nil
 }

@@ -1,0 +1,7 @@
+package ratelimit
+
+// poolCount reports how many shared pools exist for address.
+func poolCount(address string) int {
+	n, _ := pools.Count(address + "\x00")
+	return n
+}

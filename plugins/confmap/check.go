@@ -2,6 +2,8 @@ package confmap
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -80,4 +82,65 @@ func ParseDuration(errs *[]error, key, value, example string, lo, hi time.Durati
 		*errs = append(*errs, fmt.Errorf("%s: %q is out of range [%s, %s]", key, value, lo, hi))
 	}
 	return d
+}
+
+// DurationOr is ParseDuration for an option with a default: empty (or blank) is def, and a
+// value in error is reported and replaced by def, which is also the suggested spelling. For
+// options that CreateConfig cannot default (list items such as health's upstreams[i].timeout)
+// and sections with caller-given defaults (resp.Config).
+func DurationOr(errs *[]error, key, value string, def, lo, hi time.Duration) time.Duration {
+	if strings.TrimSpace(value) == "" {
+		return def
+	}
+	n := len(*errs)
+	d := ParseDuration(errs, key, value, def.String(), lo, hi)
+	if len(*errs) > n {
+		return def
+	}
+	return d
+}
+
+// IsHTTPURL reports whether s parses as an absolute http or https URL with a host.
+func IsHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Scheme == "http" || u.Scheme == "https"
+}
+
+// Networks parses the option key, a list of CIDRs or single addresses (trusted proxies), with
+// confmap's cleaning (items trimmed, empty ones dropped); each bad entry is reported as
+// key[i] (i its index in the cleaned list) and left out.
+func Networks(errs *[]error, key string, list []string) []*net.IPNet {
+	var out []*net.IPNet
+	for i, p := range CleanList(list) {
+		n := parseNetwork(p)
+		if n == nil {
+			*errs = append(*errs, fmt.Errorf("%s[%d]: %q is not a CIDR or an IP address", key, i, p))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// parseNetwork parses a CIDR, or an address as the network of that address alone; nil when s
+// is neither.
+func parseNetwork(s string) *net.IPNet {
+	if strings.Contains(s, "/") {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil
+		}
+		return n
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return &net.IPNet{IP: ip4, Mask: net.CIDRMask(32, 32)}
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}
 }

@@ -132,6 +132,64 @@ func TestChecks(t *testing.T) {
 	}
 }
 
+func TestDurationOr(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+		err   string
+	}{
+		{"", 2 * time.Second, ""},
+		{"  ", 2 * time.Second, ""},
+		{" 500ms", 500 * time.Millisecond, ""},
+		{"5", 2 * time.Second, `timeout: invalid duration "5" (use e.g. "2s")`},
+		{"2h", 2 * time.Second, `timeout: "2h" is out of range [1ms, 1m0s]`},
+	} {
+		var errs []error
+		got := DurationOr(&errs, "timeout", tc.value, 2*time.Second, time.Millisecond, time.Minute)
+		msg := ""
+		if len(errs) > 0 {
+			msg = errs[0].Error()
+		}
+		if got != tc.want || len(errs) > 1 || (tc.err == "") != (msg == "") || !strings.Contains(msg, tc.err) {
+			t.Errorf("%q: %v %q, want %v %q", tc.value, got, msg, tc.want, tc.err)
+		}
+	}
+}
+
+func TestIsHTTPURL(t *testing.T) {
+	for s, want := range map[string]bool{
+		"http://a/":                        true,
+		"https://kc.example:8443/realms/x": true,
+		"HTTPS://kc.example/":              true, // url.Parse lowercases the scheme
+		"ftp://a/":                         false,
+		"http:///x":                        false,
+		"kc.example/certs":                 false,
+		"redis://r:6379":                   false,
+		"http://[::1":                      false,
+		"":                                 false,
+	} {
+		if IsHTTPURL(s) != want {
+			t.Errorf("IsHTTPURL(%q) = %v", s, !want)
+		}
+	}
+}
+
+func TestNetworks(t *testing.T) {
+	var errs []error
+	got := Networks(&errs, "trustedProxies", []string{" 10.0.0.0/8", "", "192.0.2.7", "::1", "10.0.0.0/33", "proxy.local"})
+	var names []string
+	for _, n := range got {
+		names = append(names, n.String())
+	}
+	if strings.Join(names, " ") != "10.0.0.0/8 192.0.2.7/32 ::1/128" {
+		t.Errorf("networks %q", names)
+	}
+	if len(errs) != 2 || errs[0].Error() != `trustedProxies[3]: "10.0.0.0/33" is not a CIDR or an IP address` ||
+		errs[1].Error() != `trustedProxies[4]: "proxy.local" is not a CIDR or an IP address` {
+		t.Errorf("errors %v", errs)
+	}
+}
+
 func TestCAFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {

@@ -162,7 +162,7 @@ func (c *Config) compile() (*settings, error) {
 		if name == "" && p != "" {
 			name = filepath.Base(p)
 		}
-		minValidity := parseDuration(&errs, opt+".minValidity", cert.MinValidity, defaultMinValidity, 0, maxMinValidity)
+		minValidity := confmap.DurationOr(&errs, opt+".minValidity", cert.MinValidity, defaultMinValidity, 0, maxMinValidity)
 		if p == "" {
 			continue
 		}
@@ -189,11 +189,11 @@ func (c *Config) compile() (*settings, error) {
 		if u == "" {
 			bad(opt+".url", "required (e.g. http://core-broker:8080/health)")
 			urlOK = false
-		} else if !isHTTPURL(u) {
+		} else if !confmap.IsHTTPURL(u) {
 			bad(opt+".url", fmt.Sprintf("must be an http(s) URL with a host, got %q", redactURL(u)))
 			urlOK = false
 		}
-		timeout := parseDuration(&errs, opt+".timeout", up.Timeout, defaultTimeout, time.Millisecond, maxTimeout)
+		timeout := confmap.DurationOr(&errs, opt+".timeout", up.Timeout, defaultTimeout, time.Millisecond, maxTimeout)
 		if !nameOK || !urlOK {
 			continue
 		}
@@ -206,7 +206,7 @@ func (c *Config) compile() (*settings, error) {
 		}
 	}
 
-	jwksTimeout := parseDuration(&errs, "jwksTimeout", c.JWKSTimeout, defaultTimeout, time.Millisecond, maxTimeout)
+	jwksTimeout := confmap.DurationOr(&errs, "jwksTimeout", c.JWKSTimeout, defaultTimeout, time.Millisecond, maxTimeout)
 	seenJWKS := map[string]bool{}
 	for i, raw := range c.JWKS {
 		opt := fmt.Sprintf("jwks[%d]", i)
@@ -215,7 +215,7 @@ func (c *Config) compile() (*settings, error) {
 			bad(opt, "empty URL")
 			continue
 		}
-		if !isHTTPURL(u) {
+		if !confmap.IsHTTPURL(u) {
 			bad(opt, fmt.Sprintf("must be an http(s) URL with a host, got %q", redactURL(u)))
 			continue
 		}
@@ -237,7 +237,7 @@ func (c *Config) compile() (*settings, error) {
 		}
 	}
 
-	s.cacheFor = parseDuration(&errs, "cacheFor", c.CacheFor, 5*time.Second, 0, maxCacheFor)
+	s.cacheFor = confmap.DurationOr(&errs, "cacheFor", c.CacheFor, 5*time.Second, 0, maxCacheFor)
 
 	if len(errs) == 0 && len(s.checks) == 0 {
 		errs = append(errs, errors.New("no checks: configure at least one of certificates, upstreams, redis, jwks"))
@@ -248,8 +248,9 @@ func (c *Config) compile() (*settings, error) {
 	return s, nil
 }
 
-// compileRedis validates the redis section (resp.Config.Compile, shared with the rate
-// limiter; nothing is dialled); ok is false when it has an error.
+// compileRedis validates the redis section with resp.Config.Compile, as the rate limiter
+// does; ok is false when it has an error. Nothing is dialled: a Redis outage never makes the
+// configuration invalid, the check reports it when it runs.
 func compileRedis(r *resp.Config, errs *[]error, warnings *[]string) (check, bool) {
 	opts, warns, redisErrs := r.Compile("redis", resp.Defaults{DialTimeout: defaultRedisTimeout, Timeout: defaultRedisTimeout, PoolSize: 1})
 	*warnings = append(*warnings, warns...)
@@ -259,21 +260,6 @@ func compileRedis(r *resp.Config, errs *[]error, warnings *[]string) (check, boo
 	}
 	opts.SentinelNoWatch = true // one client per round: no +switch-master listener
 	return check{kind: kindRedis, key: "redis:responseTime", timeout: opts.Timeout, redis: opts}, true
-}
-
-// parseDuration parses the option key; empty means def. Errors are appended to errs.
-// parseDuration is confmap.ParseDuration with a default for an empty value (list items,
-// such as upstreams[i].timeout, get no CreateConfig defaults), and the default on error.
-func parseDuration(errs *[]error, key, value string, def, lo, hi time.Duration) time.Duration {
-	if strings.TrimSpace(value) == "" {
-		return def
-	}
-	n := len(*errs)
-	d := confmap.ParseDuration(errs, key, value, def.String(), lo, hi) // hint: the default
-	if len(*errs) > n {
-		return def
-	}
-	return d
 }
 
 // nameChars are the bytes allowed in a component name.
@@ -288,14 +274,6 @@ func checkName(name string) string {
 		return fmt.Sprintf("%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", name)
 	}
 	return ""
-}
-
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return u.Scheme == "http" || u.Scheme == "https"
 }
 
 // redactURL returns s without user info, query and fragment (which may hold credentials).

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -108,10 +107,10 @@ type FailedAuth struct {
 	Limit int `json:"limit,omitempty"`
 	// Window is the counting window (fixed, starting at the first refusal). Default 1m.
 	Window string `json:"window,omitempty"`
-	// TrustedProxies are CIDRs whose X-Forwarded-For is honoured: the client is the right-most
-	// address not in them (Traefik's entry point must trust them too:
-	// forwardedHeaders.trustedIPs). IPv6 clients count per /64 network. Default none: the
-	// client is the TCP peer.
+	// TrustedProxies are CIDRs or single addresses (as ratelimit's trustedProxies) whose
+	// X-Forwarded-For is honoured: the client is the right-most address not in them
+	// (Traefik's entry point must trust them too: forwardedHeaders.trustedIPs). IPv6 clients
+	// count per /64 network. Default none: the client is the TCP peer.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
@@ -246,11 +245,11 @@ func (c *Config) compile() (*settings, error) {
 	s.issuer = strings.TrimSpace(c.Issuer)
 	if s.issuer == "" {
 		bad("issuer", "required (the token's iss, e.g. https://kc.example/realms/pavilion)")
-	} else if !isHTTPURL(s.issuer) {
+	} else if !confmap.IsHTTPURL(s.issuer) {
 		bad("issuer", "must be an http(s) URL, got %q", s.issuer)
 	}
 	s.jwksURL = strings.TrimSpace(c.JWKSURL)
-	if s.jwksURL != "" && !isHTTPURL(s.jwksURL) {
+	if s.jwksURL != "" && !confmap.IsHTTPURL(s.jwksURL) {
 		bad("jwksUrl", "must be an http(s) URL, got %q", s.jwksURL)
 	}
 
@@ -387,14 +386,7 @@ func (c *Config) compile() (*settings, error) {
 		bad("failedAuth.limit", "must be between 0 (off) and 1000000, got %d", c.FailedAuth.Limit)
 	}
 	s.failWindow = confmap.ParseDuration(&errs, "failedAuth.window", c.FailedAuth.Window, "1m", time.Second, 24*time.Hour)
-	for _, cidr := range confmap.CleanList(c.FailedAuth.TrustedProxies) {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			bad("failedAuth.trustedProxies", "invalid CIDR %q (e.g. 10.0.0.0/8)", cidr)
-			continue
-		}
-		s.failTrusted = append(s.failTrusted, n)
-	}
+	s.failTrusted = confmap.Networks(&errs, "failedAuth.trustedProxies", c.FailedAuth.TrustedProxies)
 	identity := confmap.CleanList(c.IdentityHeaders)
 	if len(identity) == 0 {
 		identity = DefaultIdentityHeaders()
@@ -423,12 +415,9 @@ func (c *Config) compile() (*settings, error) {
 	return s, nil
 }
 
+// isHTTPURL is confmap.IsHTTPURL (the one rule for URL options), for jwks.go's discovery.
 func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return u.Scheme == "https" || u.Scheme == "http"
+	return confmap.IsHTTPURL(s)
 }
 
 // headerVariants returns the canonical forms of name with each '-' or '_' replaced by either:

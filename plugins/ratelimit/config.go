@@ -196,14 +196,7 @@ func (c *Config) compile() (*settings, error) {
 		s.sources = append(s.sources, src)
 	}
 
-	for i, p := range confmap.CleanList(c.TrustedProxies) {
-		n, ok := parseCIDR(p)
-		if !ok {
-			bad(fmt.Sprintf("trustedProxies[%d]", i), "%q is not a CIDR or an IP address", p)
-			continue
-		}
-		s.trusted = append(s.trusted, n)
-	}
+	s.trusted = confmap.Networks(&errs, "trustedProxies", c.TrustedProxies)
 
 	if len(c.Overrides) > 0 || len(c.OverrideList) > 0 {
 		s.overrides = map[string][]limitSpec{}
@@ -305,19 +298,4 @@ func compileSource(name, prefix string) (source, bool) {
 		return source{header: canonicalHeader(h), tag: prefix + ":{" + strings.ToLower(h) + "="}, true
 	}
 	return source{}, false
-}
-
-func parseCIDR(s string) (*net.IPNet, bool) {
-	if strings.Contains(s, "/") {
-		_, n, err := net.ParseCIDR(s)
-		return n, err == nil
-	}
-	ip := net.ParseIP(s)
-	if ip == nil {
-		return nil, false
-	}
-	if ip4 := ip.To4(); ip4 != nil {
-		return &net.IPNet{IP: ip4, Mask: net.CIDRMask(32, 32)}, true
-	}
-	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, true
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -81,6 +80,8 @@ type ClusterConfig struct {
 
 // Defaults are what Compile uses for options left empty (or 0).
 type Defaults struct {
+	// DialTimeout and Timeout for empty dialTimeout and timeout; when 0, resp's
+	// DefaultDialTimeout and DefaultTimeout.
 	DialTimeout, Timeout time.Duration
 	// PoolSize for PoolSize 0; when this is 0 too, poolSize 0 is an error.
 	PoolSize int
@@ -91,7 +92,7 @@ const (
 	maxCommandTimeout = 10 * time.Second
 	maxDialTimeout    = time.Minute
 	minDuration       = time.Millisecond
-	maxAddresses      = 64
+	maxAddresses      = 64 // per list
 )
 
 // IsSet tells whether any option is set (health's redis check is on when one is).
@@ -105,7 +106,9 @@ func (c *Config) IsSet() bool {
 
 // Compile validates the section and returns the client Options, with every problem at
 // once, each naming the option under key (e.g. "redis.tlsCA: ..."), and warnings for
-// risky settings (to log). Files (TLSCA, TLSCert, TLSKey) are read here, once.
+// risky settings (to log). Files (TLSCA, TLSCert, TLSKey) are read here, once; nothing is
+// dialled. Compile reads the section; the rules on the values are Options.check's, the same
+// that New applies.
 func (c *Config) Compile(key string, d Defaults) (Options, []string, []error) {
 	var errs []error
 	var warns []string
@@ -120,47 +123,17 @@ func (c *Config) Compile(key string, d Defaults) (Options, []string, []error) {
 		MasterName:       strings.TrimSpace(c.Sentinel.MasterName),
 		SentinelUsername: c.Sentinel.Username,
 		SentinelPassword: c.Sentinel.Password,
+		ClusterAddrs:     confmap.CleanList(c.Cluster.Addresses),
+		SentinelAddrs:    confmap.CleanList(c.Sentinel.Addresses),
+		MaxReplyBytes:    DefaultMaxReplyBytes,
 	}
-	o.ClusterAddrs = addresses(bad, "cluster.addresses", c.Cluster.Addresses)
-	o.SentinelAddrs = addresses(bad, "sentinel.addresses", c.Sentinel.Addresses)
-	switch {
-	case len(o.ClusterAddrs) > 0 && len(o.SentinelAddrs) > 0:
-		bad("cluster.addresses", "set together with sentinel.addresses: choose one topology")
-	case len(o.ClusterAddrs) > 0:
-		if o.DB != 0 {
-			bad("db", "Redis Cluster has db 0 only, got %d", o.DB)
-		}
-	case len(o.SentinelAddrs) > 0:
-		if o.MasterName == "" {
-			bad("sentinel.masterName", "required with sentinel.addresses (the name the sentinels monitor, e.g. mymaster)")
-		}
-	default:
+	if len(o.ClusterAddrs) == 0 && len(o.SentinelAddrs) == 0 {
 		o.Address = strings.TrimSpace(c.Address)
-		if o.Address == "" {
-			bad("address", "required (host:port), or sentinel.addresses, or cluster.addresses")
-		} else if !isHostPort(o.Address) {
-			bad("address", "%q is not host:port", c.Address)
-		}
 	}
-	if len(o.SentinelAddrs) == 0 && (o.MasterName != "" || o.SentinelUsername != "" || o.SentinelPassword != "") {
-		bad("sentinel.addresses", "required when another sentinel option is set")
-	}
-	if c.Username != "" && c.Password == "" {
-		bad("username", "set without %s.password", key)
-	}
-	if c.Sentinel.Username != "" && c.Sentinel.Password == "" {
-		bad("sentinel.username", "set without %s.sentinel.password", key)
-	}
-	if c.DB < 0 {
-		bad("db", "must be 0 or more, got %d", c.DB)
-	}
-	o.DialTimeout = duration(&errs, key+".dialTimeout", c.DialTimeout, "250ms", d.DialTimeout, maxDialTimeout)
-	o.Timeout = duration(&errs, key+".timeout", c.Timeout, "100ms", d.Timeout, maxCommandTimeout)
+	o.DialTimeout = confmap.DurationOr(&errs, key+".dialTimeout", c.DialTimeout, orDefault(d.DialTimeout, DefaultDialTimeout), minDuration, maxDialTimeout)
+	o.Timeout = confmap.DurationOr(&errs, key+".timeout", c.Timeout, orDefault(d.Timeout, DefaultTimeout), minDuration, maxCommandTimeout)
 	if o.PoolSize == 0 && d.PoolSize > 0 {
 		o.PoolSize = d.PoolSize
-	}
-	if o.PoolSize < 1 || o.PoolSize > maxPoolSize {
-		bad("poolSize", "must be between 1 and %d, got %d", maxPoolSize, c.PoolSize)
 	}
 
 	o.TLS = c.TLS || c.TLSCA != "" || c.TLSCert != "" || c.TLSKey != "" || c.TLSServerName != "" || c.TLSInsecureSkipVerify
@@ -189,7 +162,16 @@ func (c *Config) Compile(key string, d Defaults) (Options, []string, []error) {
 		o.TLSConfig = cfg
 		o.TLSID = c.TLSCA + "\x00" + c.TLSCert + "\x00" + c.TLSKey + "\x00" + cfg.ServerName + "\x00" + strconv.FormatBool(cfg.InsecureSkipVerify)
 	}
+	o.check(key, bad)
 	return o, warns, errs
+}
+
+// orDefault is d, or def when d is 0.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // Topology names the topology of o: "standalone", "sentinel" or "cluster".
@@ -201,42 +183,6 @@ func (o Options) Topology() string {
 		return "sentinel"
 	}
 	return "standalone"
-}
-
-// addresses cleans and checks a list of host:port.
-func addresses(bad func(opt, format string, args ...any), opt string, in []string) []string {
-	list := confmap.CleanList(in)
-	if len(list) > maxAddresses {
-		bad(opt, "at most %d addresses, got %d", maxAddresses, len(list))
-		return nil
-	}
-	for i, a := range list {
-		if !isHostPort(a) {
-			bad(fmt.Sprintf("%s[%d]", opt, i), "%q is not host:port", a)
-		}
-	}
-	return list
-}
-
-func isHostPort(s string) bool {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil || host == "" || port == "" {
-		return false
-	}
-	p, err := strconv.Atoi(port)
-	return err == nil && p >= 1 && p <= 65535
-}
-
-// duration parses an option; empty means def. The spelling suggested on error is def, or
-// example when the caller's default is given elsewhere (def 0).
-func duration(errs *[]error, key, value, example string, def, hi time.Duration) time.Duration {
-	if strings.TrimSpace(value) == "" {
-		return def
-	}
-	if def > 0 {
-		example = def.String()
-	}
-	return confmap.ParseDuration(errs, key, value, example, minDuration, hi)
 }
 
 // readCA reads a PEM file of CA certificates.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -47,7 +48,8 @@ type Options struct {
 	// SentinelNoWatch: do not listen to the sentinels' +switch-master announcements (for a
 	// short-lived client, such as the health check's: it asks the sentinels anyway).
 	SentinelNoWatch bool
-	// ClusterAddrs are Redis Cluster seed nodes: use NewCluster, not New.
+	// ClusterAddrs are Redis Cluster seed nodes: the slot map is read from the first that
+	// answers. Address is not used then.
 	ClusterAddrs []string
 	// Counters, when set, are counted into (redirections, map refreshes, primary switches).
 	Counters Counters
@@ -118,44 +120,96 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate reports every problem of o (before defaults), each naming the option.
+// validate reports every problem of o, each naming the option, once the zero values took
+// their defaults (New's rules are check's, with the options' own names).
 func (o Options) validate() error {
 	var errs []error
-	host, port, err := net.SplitHostPort(o.Address)
-	switch {
-	case len(o.SentinelAddrs) > 0:
-		if o.MasterName == "" {
-			errs = append(errs, errors.New("masterName: required with sentinel addresses"))
-		}
-	case len(o.ClusterAddrs) > 0:
-	case o.Address == "":
-		errs = append(errs, errors.New("address: required (host:port)"))
-	case err != nil || host == "" || port == "":
-		errs = append(errs, fmt.Errorf("address: %q is not host:port", o.Address))
-	}
-	if o.Username != "" && o.Password == "" {
-		errs = append(errs, errors.New("username: set without password"))
-	}
-	if o.DB < 0 {
-		errs = append(errs, fmt.Errorf("db: must be 0 or more, got %d", o.DB))
-	}
-	if o.TLSConfig != nil && !o.TLS {
-		errs = append(errs, errors.New("tlsConfig: set while tls is false"))
-	}
-	if o.DialTimeout < 0 {
-		errs = append(errs, fmt.Errorf("dialTimeout: must be positive, got %s", o.DialTimeout))
-	}
-	if o.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout: must be positive, got %s", o.Timeout))
-	}
-	if o.PoolSize < 0 || o.PoolSize > maxPoolSize {
-		errs = append(errs, fmt.Errorf("poolSize: must be between 1 and %d, got %d", maxPoolSize, o.PoolSize))
-	}
-	if o.MaxReplyBytes < 0 || (o.MaxReplyBytes > 0 && o.MaxReplyBytes < minMaxReplyBytes) {
-		errs = append(errs, fmt.Errorf("maxReplyBytes: must be at least %d, got %d", minMaxReplyBytes, o.MaxReplyBytes))
-	}
+	o.withDefaults().check("", func(opt, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", opt, fmt.Sprintf(format, args...)))
+	})
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("resp: %w", errors.Join(errs...))
+}
+
+// check reports every problem of o through bad, naming each option as the redis section of
+// the configuration names it ("address", "sentinel.masterName", "poolSize"), and key before
+// the names of other options it mentions ("set without redis.password"; key "" for none).
+// It is the one place of these rules: Config.Compile runs it on the options it built, New
+// (validate) on the options it is given, once their zero values took the defaults.
+func (o Options) check(key string, bad func(opt, format string, args ...any)) {
+	other := func(opt string) string {
+		if key == "" {
+			return opt
+		}
+		return key + "." + opt
+	}
+	checkAddresses(bad, "cluster.addresses", o.ClusterAddrs)
+	checkAddresses(bad, "sentinel.addresses", o.SentinelAddrs)
+	switch {
+	case len(o.ClusterAddrs) > 0 && len(o.SentinelAddrs) > 0:
+		bad("cluster.addresses", "set together with sentinel.addresses: choose one topology")
+	case len(o.ClusterAddrs) > 0:
+		if o.DB != 0 {
+			bad("db", "Redis Cluster has db 0 only, got %d", o.DB)
+		}
+	case len(o.SentinelAddrs) > 0:
+		if o.MasterName == "" {
+			bad("sentinel.masterName", "required with sentinel.addresses (the name the sentinels monitor, e.g. mymaster)")
+		}
+	case o.Address == "":
+		bad("address", "required (host:port), or sentinel.addresses, or cluster.addresses")
+	case !isHostPort(o.Address):
+		bad("address", "%q is not host:port", o.Address)
+	}
+	if len(o.SentinelAddrs) == 0 && (o.MasterName != "" || o.SentinelUsername != "" || o.SentinelPassword != "") {
+		bad("sentinel.addresses", "required when another sentinel option is set")
+	}
+	if o.Username != "" && o.Password == "" {
+		bad("username", "set without %s", other("password"))
+	}
+	if o.SentinelUsername != "" && o.SentinelPassword == "" {
+		bad("sentinel.username", "set without %s", other("sentinel.password"))
+	}
+	if o.DB < 0 {
+		bad("db", "must be 0 or more, got %d", o.DB)
+	}
+	if o.TLSConfig != nil && !o.TLS {
+		bad("tlsConfig", "set while tls is false")
+	}
+	if o.DialTimeout <= 0 {
+		bad("dialTimeout", "must be positive, got %s", o.DialTimeout)
+	}
+	if o.Timeout <= 0 {
+		bad("timeout", "must be positive, got %s", o.Timeout)
+	}
+	if o.PoolSize < 1 || o.PoolSize > maxPoolSize {
+		bad("poolSize", "must be between 1 and %d, got %d", maxPoolSize, o.PoolSize)
+	}
+	if o.MaxReplyBytes < minMaxReplyBytes {
+		bad("maxReplyBytes", "must be at least %d, got %d", minMaxReplyBytes, o.MaxReplyBytes)
+	}
+}
+
+// checkAddresses checks a list of host:port named opt.
+func checkAddresses(bad func(opt, format string, args ...any), opt string, list []string) {
+	if len(list) > maxAddresses {
+		bad(opt, "at most %d addresses, got %d", maxAddresses, len(list))
+	}
+	for i, a := range list {
+		if !isHostPort(a) {
+			bad(fmt.Sprintf("%s[%d]", opt, i), "%q is not host:port", a)
+		}
+	}
+}
+
+// isHostPort reports whether s is host:port with a host and a port from 1 to 65535.
+func isHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || port == "" {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= 1 && p <= 65535
 }

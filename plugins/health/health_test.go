@@ -336,6 +336,46 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 }
 
+// TestRedisNotDialledByNew: New only validates the redis options (a Redis outage must never
+// make the configuration invalid); the first health call is the first connection.
+func TestRedisNotDialledByNew(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			atomic.AddInt32(&accepted, 1)
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, r := range []resp.Config{
+		{Address: addr, Timeout: "200ms"},
+		{Sentinel: resp.SentinelConfig{MasterName: "m", Addresses: []string{addr}}, Timeout: "200ms"},
+		{Cluster: resp.ClusterConfig{Addresses: []string{addr}}, Timeout: "200ms"},
+	} {
+		h := newHealth(t, &Config{Redis: r})
+		time.Sleep(50 * time.Millisecond)
+		if n := atomic.LoadInt32(&accepted); n != 0 {
+			t.Fatalf("%s: New connected to Redis %d times", r.Address+strings.Join(r.Sentinel.Addresses, ",")+strings.Join(r.Cluster.Addresses, ","), n)
+		}
+		if code, _, body := get(t, h); code != 503 {
+			t.Fatalf("a server that closes every connection: %d %s", code, body)
+		}
+		if atomic.LoadInt32(&accepted) == 0 {
+			t.Fatal("the health call did not connect either: this test proves nothing")
+		}
+		atomic.StoreInt32(&accepted, 0)
+	}
+}
+
 // TestRedisNotRedis: a server that answers something else than RESP.
 func TestRedisNotRedis(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())

@@ -90,9 +90,9 @@ func CreateConfig() *Config {
 	return &Config{
 		Redis: resp.Config{
 			Address:     "127.0.0.1:6379",
-			DialTimeout: "250ms",
-			Timeout:     "100ms",
-			PoolSize:    16,
+			DialTimeout: resp.DefaultDialTimeout.String(), // 250ms
+			Timeout:     resp.DefaultTimeout.String(),     // 100ms
+			PoolSize:    resp.DefaultPoolSize,             // 16
 		},
 		Algorithm:       AlgorithmSlidingWindow,
 		KeyPrefix:       "ptb:rl",

@@ -14,7 +14,7 @@ import (
 
 // newSuite builds the suite with a context cancelled at the end of the test (background work
 // such as the JWKS refresh stops then) and an upstream that answers 200 "upstream".
-func newSuite(t *testing.T, cfg *gateway.Config) (http.Handler, error) {
+func newSuite(t testing.TB, cfg *gateway.Config) (http.Handler, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

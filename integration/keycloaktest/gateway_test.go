@@ -36,7 +36,7 @@ type gateway struct {
 	client *http.Client
 }
 
-func startGateway(t *testing.T, k *keycloak, routes ...route) *gateway {
+func startGateway(t testing.TB, k *keycloak, routes ...route) *gateway {
 	t.Helper()
 	up := echo.Start(t, "core-broker-1")
 	var dyn bytes.Buffer

@@ -47,7 +47,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("..")
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + ".e30.")
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":7}`)) + ".e30.AA")
-	a := newTestAuth(&testing.T{}, idp, nil)
+	a := newTestAuth(f, idp, nil)
 	if v := a.verdictFor(valid); v.reject != nil {
 		f.Fatalf("seed token rejected: %s", v.reject.reason)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func testCache(t *testing.T, f *fakeIdP, jwksURL string, minRefresh time.Duration) *jwksCache {
+func testCache(t testing.TB, f *fakeIdP, jwksURL string, minRefresh time.Duration) *jwksCache {
 	t.Helper()
 	s := &settings{issuer: f.issuerURL(), jwksURL: jwksURL, fetchTimeout: time.Second, minRefresh: minRefresh, refresh: time.Hour}
 	var mu sync.Mutex

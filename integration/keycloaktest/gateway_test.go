@@ -32,7 +32,7 @@ type route struct {
 
 // gateway is a real Traefik in front of an echo upstream, one jwtauth middleware per route.
 type gateway struct {
-	*traefiktest.Gateway
+	*traefiktest.Traefik
 	client *http.Client
 }
 
@@ -61,7 +61,7 @@ func startGateway(t testing.TB, k *keycloak, routes ...route) *gateway {
 		Plugins:     map[string]string{"jwtauth": jwtImport},
 		WaitRouters: names,
 	})
-	return &gateway{Gateway: gw, client: &http.Client{Timeout: 15 * time.Second}}
+	return &gateway{Traefik: gw, client: &http.Client{Timeout: 15 * time.Second}}
 }
 
 // answer is what the gateway answered.

@@ -50,7 +50,9 @@ func FuzzParseKeySet(f *testing.F) {
 	f.Add(mustJSON(f, map[string]any{"keys": []any{ecJWK("e", &ec.PublicKey)}}))
 	f.Add(mustJSON(f, map[string]any{"keys": []any{rsaJWK("a", &k0.PublicKey), ecJWK("e", &ec.PublicKey),
 		rsaJWK("b", &testRSAKey(f, 1).PublicKey), rsaJWK("a", &testRSAKey(f, 2).PublicKey)}}))
+	f.Add(mustJSON(f, map[string]any{"keys": []any{rsaJWK("Xv_3Gq-kP0cB1oRnT7eW", &k0.PublicKey)}})) // kids as Keycloak writes them
 	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":" Ed Key ","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"min-1","n":"` + rsaN(minRSABits-1) + `","e":"AQAB"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"min","n":"` + rsaN(minRSABits) + `","e":"AQAB"}]}`))

@@ -24,7 +24,8 @@ import (
 // keys is an array (or null), and otherwise every entry is either a key or a skip line. Each
 // key:
 //   - carries its entry's kid (no kid: "", matched only when one key fits the token's alg),
-//     kty, crv and alg;
+//     kty, crv and alg, and came from an entry for signatures (use sig or none, key_ops with
+//     verify or none);
 //   - holds the Go key type of its kty, an EC key on the curve its crv names, an Ed25519 key
 //     of 32 bytes, an RSA key of at least minRSABits with an odd exponent ≥ 3;
 //   - has no alg, or a supported alg that fits its own kty and crv; no key fits "none" or an
@@ -59,9 +60,12 @@ func FuzzParseKeySet(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"even-e","n":"` + rsaN(minRSABits) + `","e":"AQAA"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"ec-alg","alg":"ES256","n":"` + rsaN(minRSABits) + `","e":"AQAB"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"none","alg":"none","n":"` + rsaN(minRSABits) + `","e":"AQAB"}]}`))
-	p256 := ecJWK("p384-alg", &ec.PublicKey)
-	p256["alg"] = "ES384"
-	f.Add(mustJSON(f, map[string]any{"keys": []any{p256}}))
+	es384OnP256 := ecJWK("p384-alg", &ec.PublicKey)
+	es384OnP256["alg"] = "ES384"
+	f.Add(mustJSON(f, map[string]any{"keys": []any{es384OnP256}}))
+	encryption := rsaJWK("ops", &k0.PublicKey)
+	encryption["key_ops"] = []string{"encrypt", "wrapKey"}
+	f.Add(mustJSON(f, map[string]any{"keys": []any{encryption}}))
 	f.Add([]byte(`{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"}]}`))
 	f.Add([]byte(`{"keys":null}`))
 	f.Add([]byte(`{"keys":{}}`))
@@ -138,6 +142,9 @@ func checkKey(t *testing.T, k *verifyKey, j *jwk) {
 	}
 	if j.Use != "" && j.Use != "sig" {
 		t.Fatalf("kid %q: a key with use %q accepted", k.kid, j.Use)
+	}
+	if len(j.KeyOps) > 0 && !strings.Contains(" "+strings.Join(j.KeyOps, " ")+" ", " verify ") {
+		t.Fatalf("kid %q: a key with key_ops %q accepted", k.kid, j.KeyOps)
 	}
 	switch pub := k.key.(type) {
 	case *rsa.PublicKey:

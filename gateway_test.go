@@ -14,7 +14,7 @@ import (
 
 // newSuite builds the suite with a context cancelled at the end of the test (background work
 // such as the JWKS refresh stops then) and an upstream that answers 200 "upstream".
-func newSuite(t *testing.T, cfg *gateway.Config) (http.Handler, error) {
+func newSuite(t testing.TB, cfg *gateway.Config) (http.Handler, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -164,6 +164,162 @@ func TestDurationHintsAreTheDefaults(t *testing.T) {
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+}
+
+// TestSection: the values Traefik may hand over for a section, and what each means.
+func TestSection(t *testing.T) {
+	opts := map[string]any{"header": "X-Id"}
+	for _, tc := range []struct {
+		desc    string
+		value   any
+		want    map[string]any
+		on      bool
+		wantErr string
+	}{
+		{desc: "absent: off", value: nil},
+		{desc: "a map: its options", value: opts, want: opts, on: true},
+		{desc: "an empty map", value: map[string]any{}, want: map[string]any{}, on: true},
+		{desc: "empty string (an empty map in YAML, TOML, labels)", value: "", want: map[string]any{}, on: true},
+		{desc: "blank string", value: "  ", want: map[string]any{}, on: true},
+		{desc: "{} as a string", value: " {} ", want: map[string]any{}, on: true},
+		{desc: "true as a string, any case", value: "TRUE", want: map[string]any{}, on: true},
+		{desc: "true", value: true, want: map[string]any{}, on: true},
+		{desc: "false is not a way to turn a step off", value: false, wantErr: "got bool"},
+		{desc: "another word", value: "yes", wantErr: `got "yes"`},
+		{desc: "a number", value: 42, wantErr: "got int"},
+		{desc: "a list", value: []any{"a"}, wantErr: "got []interface {}"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got, on, err := gateway.Section(tc.value)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "expected a map of options, {} or true") {
+					t.Fatalf("Section(%#v) = %v, %t, %v; want an error with %q", tc.value, got, on, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || on != tc.on || len(got) != len(tc.want) || (tc.want == nil) != (got == nil) {
+				t.Fatalf("Section(%#v) = %v, %t, %v; want %v, %t", tc.value, got, on, err, tc.want, tc.on)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Fatalf("Section(%#v)[%q] = %v, want %v", tc.value, k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestOrderRequestIDThenJWTThenRateLimit: a request refused by jwt carries the request id
+// (requestId ran first) and never reaches rateLimit (it spends no budget and gets no
+// rate-limit headers); rateLimit's 429 carries the id too.
+func TestOrderRequestIDThenJWTThenRateLimit(t *testing.T) {
+	h, err := newSuite(t, &gateway.Config{
+		RequestID: map[string]any{"header": "X-Trace-Id"},
+		JWT:       map[string]any{"issuer": "http://127.0.0.1:1/realms/pavilion", "fetchTimeout": "50ms"},
+		RateLimit: map[string]any{
+			"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
+			"limits":        []any{map[string]any{"requests": "1", "window": "1m"}},
+			"failurePolicy": "local",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		rec := serve(h, http.MethodGet)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("request %d without token: %d, want 401 from jwt every time (rateLimit must run after jwt, with a budget of 1)", i, rec.Code)
+		}
+		if len(rec.Header().Get("X-Trace-Id")) != 32 {
+			t.Fatalf("request %d: the 401 carries X-Trace-Id %q: requestId must run before jwt", i, rec.Header().Get("X-Trace-Id"))
+		}
+		if got := rec.Header().Get("X-RateLimit-Limit"); got != "" {
+			t.Fatalf("request %d: the 401 carries X-RateLimit-Limit %q: rateLimit ran before jwt", i, got)
+		}
+		if rec.Body.String() == "upstream" {
+			t.Fatalf("request %d reached the upstream", i)
+		}
+	}
+}
+
+// TestAbsentSectionsAreOff: only the steps whose section is given run.
+func TestAbsentSectionsAreOff(t *testing.T) {
+	t.Run("requestId alone, on with defaults", func(t *testing.T) {
+		for _, on := range []any{"", true, map[string]any{}} {
+			h, err := newSuite(t, &gateway.Config{RequestID: on})
+			if err != nil {
+				t.Fatalf("requestId %#v: %v", on, err)
+			}
+			rec := serve(h, http.MethodGet)
+			if rec.Code != http.StatusOK || rec.Body.String() != "upstream" {
+				t.Fatalf("requestId %#v: %d %q; want the upstream's 200 (no jwt, no rateLimit)", on, rec.Code, rec.Body)
+			}
+			if len(rec.Header().Get("X-Request-Id")) != 32 {
+				t.Fatalf("requestId %#v: X-Request-Id %q; want a generated id in the default header", on, rec.Header().Get("X-Request-Id"))
+			}
+		}
+	})
+	t.Run("jwt alone", func(t *testing.T) {
+		h, err := newSuite(t, &gateway.Config{JWT: map[string]any{"issuer": "http://127.0.0.1:1/realms/pavilion", "fetchTimeout": "50ms"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := serve(h, http.MethodGet)
+		if rec.Code != http.StatusUnauthorized || rec.Header().Get("X-Request-Id") != "" || rec.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("%d, X-Request-Id %q, X-RateLimit-Limit %q; want 401 from jwt alone", rec.Code,
+				rec.Header().Get("X-Request-Id"), rec.Header().Get("X-RateLimit-Limit"))
+		}
+	})
+	t.Run("rateLimit alone", func(t *testing.T) {
+		h, err := newSuite(t, &gateway.Config{RateLimit: map[string]any{
+			"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
+			"limits":        []any{map[string]any{"requests": "5", "window": "1m"}},
+			"failurePolicy": "local",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := serve(h, http.MethodGet)
+		if rec.Code != http.StatusOK || rec.Header().Get("X-Request-Id") != "" || rec.Header().Get("X-RateLimit-Limit") != "5" {
+			t.Fatalf("%d, X-Request-Id %q, X-RateLimit-Limit %q; want 200 limited by rateLimit alone", rec.Code,
+				rec.Header().Get("X-Request-Id"), rec.Header().Get("X-RateLimit-Limit"))
+		}
+	})
+}
+
+// TestSectionValueErrorsNameTheSection: a section that is neither a map, {} nor true is
+// refused under its own name, with the others' problems.
+func TestSectionValueErrorsNameTheSection(t *testing.T) {
+	_, err := newSuite(t, &gateway.Config{RequestID: "yes", JWT: 42, RateLimit: false})
+	if err == nil {
+		t.Fatal("New accepted sections that are not maps")
+	}
+	for _, want := range []string{
+		`pavilion "suite@test": `,
+		`requestId: expected a map of options, {} or true (on with defaults), got "yes"`,
+		"jwt: expected a map of options, {} or true (on with defaults), got int",
+		"rateLimit: expected a map of options, {} or true (on with defaults), got bool",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+	if _, err := newSuite(t, &gateway.Config{Metrics: "on"}); err == nil || !strings.Contains(err.Error(), `metrics: expected a map of options, {} or true (on with defaults), got "on"`) {
+		t.Errorf("metrics \"on\": %v", err)
+	}
+}
+
+// TestMetricsSectionOnWithDefaults: the metrics section written as {} or true is on.
+func TestMetricsSectionOnWithDefaults(t *testing.T) {
+	for _, on := range []any{"", true, "true"} {
+		h, err := newSuite(t, &gateway.Config{Metrics: on})
+		if err != nil {
+			t.Fatalf("metrics %#v: %v", on, err)
+		}
+		if rec := serve(h, http.MethodGet); rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
+			t.Fatalf("metrics %#v: %d %q; want the metrics", on, rec.Code, rec.Header().Get("Content-Type"))
 		}
 	}
 }

@@ -44,7 +44,7 @@ type stack struct {
 	addr    string       // websecure host:port
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 	s := &stack{}
 	var err error

@@ -184,7 +184,7 @@ func TestBenchJWT(t *testing.T) {
 
 // forgeTokens writes the tokens of the file src with their signatures altered (the first
 // eight characters replaced), each a distinct forged token, to path.
-func forgeTokens(t *testing.T, src, path string) string {
+func forgeTokens(t testing.TB, src, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -205,7 +205,7 @@ func forgeTokens(t *testing.T, src, path string) string {
 	return path
 }
 
-func writeTokens(t *testing.T, iss *issuer.Issuer, path string, n int) string {
+func writeTokens(t testing.TB, iss *issuer.Issuer, path string, n int) string {
 	t.Helper()
 	tokens := make([]string, n)
 	var wg sync.WaitGroup
@@ -232,7 +232,7 @@ func writeTokens(t *testing.T, iss *issuer.Issuer, path string, n int) string {
 }
 
 // startBackend runs the tiny upstream of the baseline measurements.
-func startBackend(t *testing.T) string {
+func startBackend(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 
 // setup is what every benchmark starts with: skip unless PAVILION_BENCH=1, wrk's path, and
 // a running development issuer with one service client (tokens valid for an hour).
-func setup(t *testing.T) (string, *issuer.Issuer) {
+func setup(t testing.TB) (string, *issuer.Issuer) {
 	t.Helper()
 	if os.Getenv("PAVILION_BENCH") != "1" {
 		t.Skip("set PAVILION_BENCH=1 (make bench) to run the benchmark")

@@ -73,7 +73,7 @@ func TestBenchFourGateways(t *testing.T) {
 	}
 	dyn := b.String() + "  middlewares:\n" + mws.String() +
 		fmt.Sprintf("  services:\n    backend:\n      loadBalancer:\n        servers:\n          - url: %q\n", backend)
-	var gws []*traefiktest.Gateway
+	var gws []*traefiktest.Traefik
 	for i := 0; i < 4; i++ {
 		gws = append(gws, traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: map[string]string{"ratelimit": "github.com/pavilion-trust/gateway/plugins/ratelimit"},
 			AbortOnPluginFailure: true, WaitRouters: names, Quiet: true}))

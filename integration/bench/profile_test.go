@@ -25,7 +25,7 @@ func profiled(t *testing.T, spec string, n int) int {
 	return i
 }
 
-func profile(t *testing.T, gw *traefiktest.Gateway, spec string, load func() float64) {
+func profile(t *testing.T, gw *traefiktest.Traefik, spec string, load func() float64) {
 	_, file, ok := strings.Cut(spec, ":")
 	if !ok || file == "" {
 		t.Fatalf("PAVILION_PROFILE=%q: want <scenario>:<file>", spec)

@@ -41,7 +41,7 @@ type stack struct {
 	redirect *http.Client // plain HTTP, redirects not followed
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 	s := &stack{}
 	var err error

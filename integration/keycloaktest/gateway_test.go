@@ -32,11 +32,11 @@ type route struct {
 
 // gateway is a real Traefik in front of an echo upstream, one jwtauth middleware per route.
 type gateway struct {
-	*traefiktest.Gateway
+	*traefiktest.Traefik
 	client *http.Client
 }
 
-func startGateway(t *testing.T, k *keycloak, routes ...route) *gateway {
+func startGateway(t testing.TB, k *keycloak, routes ...route) *gateway {
 	t.Helper()
 	up := echo.Start(t, "core-broker-1")
 	var dyn bytes.Buffer
@@ -61,7 +61,7 @@ func startGateway(t *testing.T, k *keycloak, routes ...route) *gateway {
 		Plugins:     map[string]string{"jwtauth": jwtImport},
 		WaitRouters: names,
 	})
-	return &gateway{Gateway: gw, client: &http.Client{Timeout: 15 * time.Second}}
+	return &gateway{Traefik: gw, client: &http.Client{Timeout: 15 * time.Second}}
 }
 
 // answer is what the gateway answered.

@@ -12,7 +12,7 @@ import (
 // BenchmarkJWTAuthCachedToken measures the per-request cost of the plugin itself for a token
 // already in the verified-token cache, compiled and interpreted.
 func BenchmarkJWTAuthCachedToken(b *testing.B) {
-	iss := startIssuer(&testing.T{})
+	iss := startIssuer(b)
 	tok, err := iss.Token("svc")
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +44,7 @@ func BenchmarkJWTAuthCachedToken(b *testing.B) {
 // BenchmarkSuite measures the per-request cost of the suite (requestId + jwt with a cached
 // token + rateLimit on a loopback redis-server), compiled and interpreted.
 func BenchmarkSuite(b *testing.B) {
-	iss := startIssuer(&testing.T{})
+	iss := startIssuer(b)
 	tok, err := iss.Token("svc")
 	if err != nil {
 		b.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // httpsJWKS serves the issuer's JWKS (fetched from it on each request) over HTTPS with a
 // server certificate of the project's development CA, created in a temporary directory.
-func httpsJWKS(t *testing.T, jwksURL string) (*httptest.Server, devca.Files) {
+func httpsJWKS(t testing.TB, jwksURL string) (*httptest.Server, devca.Files) {
 	t.Helper()
 	files, err := devca.Generate(t.TempDir(), devca.Options{Hosts: []string{"127.0.0.1"}})
 	if err != nil {

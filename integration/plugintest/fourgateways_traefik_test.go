@@ -49,7 +49,7 @@ func TestFourGatewaysOneLimit(t *testing.T) {
 		}
 	}
 	dyn, names := rlDynamic(up.URL, routes...)
-	var gws []*traefiktest.Gateway
+	var gws []*traefiktest.Traefik
 	for i := 0; i < gateways; i++ {
 		gws = append(gws, traefiktest.Start(t, traefiktest.Options{Dynamic: dyn, Plugins: topoPlugins, WaitRouters: names, AbortOnPluginFailure: true, Quiet: true}))
 	}

@@ -194,7 +194,7 @@ type hlEnv struct {
 	garbage string
 }
 
-func hlStartEnv(t *testing.T) *hlEnv {
+func hlStartEnv(t testing.TB) *hlEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &hlEnv{
@@ -237,7 +237,7 @@ func (e *hlEnv) config(over map[string]any) map[string]any {
 }
 
 // hlGet calls the middleware once and decodes its answer; the next handler must not run.
-func hlGet(t *testing.T, h http.Handler) (int, hlDoc, string) {
+func hlGet(t testing.TB, h http.Handler) (int, hlDoc, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/health", nil))
@@ -256,7 +256,7 @@ func hlGet(t *testing.T, h http.Handler) (int, hlDoc, string) {
 }
 
 // hlNext fails the test if the middleware calls it.
-func hlNext(t *testing.T) http.Handler {
+func hlNext(t testing.TB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		t.Error("the health middleware called next")
 		w.WriteHeader(http.StatusTeapot)

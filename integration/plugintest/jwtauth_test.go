@@ -32,7 +32,7 @@ func jwtBuilders(t testing.TB) []pluginharness.Builder {
 
 // startIssuer runs the development issuer (realm pavilion) on a free port with the given
 // clients; by default one service client "svc" with scopes and realm and client roles.
-func startIssuer(t *testing.T, clients ...issuer.Client) *issuer.Issuer {
+func startIssuer(t testing.TB, clients ...issuer.Client) *issuer.Issuer {
 	t.Helper()
 	if len(clients) == 0 {
 		clients = []issuer.Client{{
@@ -67,7 +67,7 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // token signs claims (Keycloak-shaped defaults for client svc, overridden by over; a nil value
 // deletes the claim) with the issuer's current key.
-func token(t *testing.T, iss *issuer.Issuer, over map[string]any) string {
+func token(t testing.TB, iss *issuer.Issuer, over map[string]any) string {
 	t.Helper()
 	claims, err := iss.Claims("svc")
 	if err != nil {

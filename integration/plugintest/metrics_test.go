@@ -14,7 +14,7 @@ import (
 )
 
 // scrape reads the metrics endpoint h and parses it with Prometheus' own text parser.
-func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
 	t.Helper()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/plugin-metrics", nil))
@@ -202,7 +202,7 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-func mustNotCall(t *testing.T) http.Handler {
+func mustNotCall(t testing.TB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("the metrics endpoint called next for %s %s", r.Method, r.URL)
 	})

@@ -216,7 +216,7 @@ func TestRateLimitTraefikSharedRedis(t *testing.T) {
 	}
 	dyn, names := rlDynamic(up.URL, routes...)
 	opts := traefiktest.Options{Dynamic: dyn, Plugins: rlTraefikPlugins, WaitRouters: names, AbortOnPluginFailure: true}
-	gws := []*traefiktest.Gateway{traefiktest.Start(t, opts), traefiktest.Start(t, opts)}
+	gws := []*traefiktest.Traefik{traefiktest.Start(t, opts), traefiktest.Start(t, opts)}
 
 	for _, alg := range rlAlgorithms {
 		t.Run(alg, func(t *testing.T) {
@@ -274,7 +274,7 @@ func TestRateLimitTraefikRedisOutage(t *testing.T) {
 	opts := traefiktest.Options{Dynamic: dyn, Plugins: rlTraefikPlugins, WaitRouters: names, AbortOnPluginFailure: true}
 	gw1 := traefiktest.Start(t, opts)
 	gw2 := traefiktest.Start(t, opts)
-	url := func(gw *traefiktest.Gateway, policy string) string { return gw.URL + "/" + policy + "/api/v1/x" }
+	url := func(gw *traefiktest.Traefik, policy string) string { return gw.URL + "/" + policy + "/api/v1/x" }
 	key := func(policy, client string) string { return "out-" + policy + ":{x-auth-client=" + client + "}:sw:1h" }
 
 	// Before: Redis-backed.
@@ -291,7 +291,7 @@ func TestRateLimitTraefikRedisOutage(t *testing.T) {
 	killed := time.Now()
 
 	t.Run("local: in-memory limits per instance", func(t *testing.T) {
-		for k, gw := range []*traefiktest.Gateway{gw1, gw2} {
+		for k, gw := range []*traefiktest.Traefik{gw1, gw2} {
 			for i := 0; i < 3; i++ {
 				a := rlDo(t, url(gw, "local"), "X-Auth-Client", "a")
 				if a.code() != 200 || a.get("X-RateLimit-Remaining") != strconv.Itoa(2-i) {
@@ -356,7 +356,7 @@ func TestRateLimitTraefikRedisOutage(t *testing.T) {
 	// each instance has written its probe key to the new, empty Redis.
 	deadline := time.Now().Add(20 * time.Second)
 	for _, p := range policies {
-		for k, gw := range []*traefiktest.Gateway{gw1, gw2} {
+		for k, gw := range []*traefiktest.Traefik{gw1, gw2} {
 			probe := "probe-" + strconv.Itoa(k+1)
 			for {
 				rlDo(t, url(gw, p), "X-Auth-Client", probe)
@@ -375,7 +375,7 @@ func TestRateLimitTraefikRedisOutage(t *testing.T) {
 	// Both instances share one budget again, for every policy.
 	for _, p := range policies {
 		steps := []struct {
-			gw        *traefiktest.Gateway
+			gw        *traefiktest.Traefik
 			status    int
 			remaining string
 		}{{gw1, 200, "2"}, {gw2, 200, "1"}, {gw1, 200, "0"}, {gw2, 429, "0"}, {gw1, 429, "0"}}

@@ -31,7 +31,7 @@ func topoConfig(redisCfg map[string]any, prefix, algorithm, policy string, reque
 
 // traefikOut is what Traefik's process wrote on stdout and stderr (the plugins' operator
 // log lines are on stderr).
-func traefikOut(gw *traefiktest.Gateway) string {
+func traefikOut(gw *traefiktest.Traefik) string {
 	b, _ := os.ReadFile(filepath.Join(gw.Dir, "traefik.out"))
 	return string(b)
 }

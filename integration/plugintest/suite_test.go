@@ -21,7 +21,7 @@ func suiteBuilders(t testing.TB) []pluginharness.Builder {
 }
 
 // suiteIssuer has two service clients, so that budgets per verified client can be told apart.
-func suiteIssuer(t *testing.T) *issuer.Issuer {
+func suiteIssuer(t testing.TB) *issuer.Issuer {
 	t.Helper()
 	return startIssuer(t,
 		issuer.Client{ID: "svc", Secret: "s", Audience: []string{"core-broker"}, RealmRoles: []string{"broker-user"}},

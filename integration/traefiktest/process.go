@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Process is one Traefik process, shared by this package's Gateway and gatewaytest's: started
+// Process is one Traefik process, shared by this package's Traefik and gatewaytest's Gateway: started
 // in a working directory with a static configuration file, its stdout and stderr in
 // <dir>/traefik.out, stopped with SIGTERM and Wait (SIGKILL after 10s).
 type Process struct {

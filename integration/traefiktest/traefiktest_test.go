@@ -48,7 +48,7 @@ func get(t *testing.T, url string) (int, http.Header, []byte) {
 	return resp.StatusCode, resp.Header, body
 }
 
-func router(t *testing.T, g *traefiktest.Gateway, name string) traefiktest.Router {
+func router(t *testing.T, g *traefiktest.Traefik, name string) traefiktest.Router {
 	t.Helper()
 	for _, r := range g.Routers(t) {
 		if r.Name == name {

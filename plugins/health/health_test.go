@@ -32,7 +32,7 @@ type doc struct {
 
 // writeCert writes a self-signed PEM certificate valid from notBefore to notAfter, after a
 // PEM private key block (the first CERTIFICATE block is the one checked).
-func writeCert(t *testing.T, dir, name string, notBefore, notAfter time.Time) string {
+func writeCert(t testing.TB, dir, name string, notBefore, notAfter time.Time) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -61,9 +61,11 @@ func writeCert(t *testing.T, dir, name string, notBefore, notAfter time.Time) st
 	return p
 }
 
-func newHealth(t *testing.T, cfg *Config) *health {
+func newHealth(t testing.TB, cfg *Config) *health {
 	t.Helper()
-	h, err := New(context.Background(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h, err := New(ctx, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("next called")
 	}), cfg, "h")
 	if err != nil {
@@ -72,7 +74,7 @@ func newHealth(t *testing.T, cfg *Config) *health {
 	return h.(*health)
 }
 
-func get(t *testing.T, h http.Handler) (int, doc, string) {
+func get(t testing.TB, h http.Handler) (int, doc, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/health", nil))

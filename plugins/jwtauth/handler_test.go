@@ -12,7 +12,7 @@ import (
 )
 
 // newTestAuth builds the middleware against a fake IdP, without the background refresher.
-func newTestAuth(t *testing.T, f *fakeIdP, mutate func(c *Config)) *jwtAuth {
+func newTestAuth(t testing.TB, f *fakeIdP, mutate func(c *Config)) *jwtAuth {
 	t.Helper()
 	cfg := CreateConfig()
 	cfg.Issuer = f.issuerURL()

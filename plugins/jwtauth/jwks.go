@@ -13,10 +13,17 @@ import (
 	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/confmap"
+	"github.com/pavilion-trust/gateway/plugins/metrics"
 )
 
 // maxDocumentBytes bounds a discovery document or JWKS response.
 const maxDocumentBytes = 1 << 20
+
+// The JWKS series (see plugins/metrics), labelled with each middleware that uses the cache.
+const (
+	metricJWKSFetches = "pavilion_jwks_fetches_total"
+	metricJWKSKeys    = "pavilion_jwks_keys"
+)
 
 // jwksCache holds the issuer's current key set. The set is an immutable snapshot replaced
 // whole; fetches are single-flight, and fetches caused by unknown kids are rate-limited to one
@@ -153,6 +160,68 @@ func (c *jwksCache) fetch(done chan struct{}) {
 		c.logf(fmt.Sprintf("JWKS refresh failed, keeping the last good key set (%d keys): %v", n, err))
 	} else if changed {
 		c.logf(fmt.Sprintf("JWKS refreshed: %d usable keys", n))
+	}
+}
+
+// jwksWatch is one middleware's JWKS series; a shared cache updates those of every
+// middleware that uses it.
+type jwksWatch struct {
+	users           int
+	fetchOK, failed *int64
+	keys            *int64
+}
+
+// watch makes the cache count its fetches for middleware name too.
+func (c *jwksCache) watch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = map[string]*jwksWatch{}
+	}
+	w := c.watchers[name]
+	if w == nil {
+		labels := []string{"middleware", name}
+		w = &jwksWatch{
+			fetchOK: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
+				[]string{"middleware", name, "result", "ok"}),
+			failed: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
+				[]string{"middleware", name, "result", "error"}),
+			keys: metrics.Gauge(metricJWKSKeys, "Usable keys in the JWKS key set held.", labels),
+		}
+		c.watchers[name] = w
+	}
+	w.users++
+	n := 0
+	if c.keys != nil {
+		n = len(c.keys.all)
+	}
+	atomic.StoreInt64(w.keys, int64(n))
+}
+
+// unwatch undoes one watch; the last user of a name sets its key gauge to 0.
+func (c *jwksCache) unwatch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watchers[name]
+	if w == nil {
+		return
+	}
+	w.users--
+	if w.users <= 0 {
+		atomic.StoreInt64(w.keys, 0)
+		delete(c.watchers, name)
+	}
+}
+
+// recordLocked counts one fetch for every watching middleware; c.mu must be held.
+func (c *jwksCache) recordLocked(ok bool, keys int) {
+	for _, w := range c.watchers {
+		if ok {
+			atomic.AddInt64(w.fetchOK, 1)
+		} else {
+			atomic.AddInt64(w.failed, 1)
+		}
+		atomic.StoreInt64(w.keys, int64(keys))
 	}
 }
 

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"strings"
@@ -10,7 +11,7 @@ import (
 	"time"
 )
 
-func testCache(t *testing.T, f *fakeIdP, jwksURL string, minRefresh time.Duration) *jwksCache {
+func testCache(t testing.TB, f *fakeIdP, jwksURL string, minRefresh time.Duration) *jwksCache {
 	t.Helper()
 	s := &settings{issuer: f.issuerURL(), jwksURL: jwksURL, fetchTimeout: time.Second, minRefresh: minRefresh, refresh: time.Hour}
 	var mu sync.Mutex
@@ -216,6 +217,10 @@ func TestKeySetParsing(t *testing.T) {
 		{desc: "EC point off the curve refused", key: offCurve},
 		{desc: "symmetric key refused", key: map[string]any{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}},
 		{desc: "unknown alg refused", key: map[string]any{"kty": "RSA", "kid": "x", "alg": "HS256", "n": "AQAB", "e": "AQAB"}},
+		{desc: "RSA key with an EC alg refused", key: rsaWithAlg(&k0.PublicKey, "ES256")},
+		{desc: "RSA key with PS256", key: rsaWithAlg(&k0.PublicKey, "PS256"), usable: true},
+		{desc: "EC P-256 key with ES384 refused", key: ecWithAlg(&ec.PublicKey, "ES384")},
+		{desc: "EC P-256 key with ES256", key: ecWithAlg(&ec.PublicKey, "ES256"), usable: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			body := mustJSON(t, map[string]any{"keys": []map[string]any{tc.key}})
@@ -263,4 +268,16 @@ func TestKeySetFind(t *testing.T) {
 			}
 		})
 	}
+}
+
+func rsaWithAlg(pub *rsa.PublicKey, alg string) map[string]any {
+	k := rsaJWK("k", pub)
+	k["alg"] = alg
+	return k
+}
+
+func ecWithAlg(pub *ecdsa.PublicKey, alg string) map[string]any {
+	k := ecJWK("k", pub)
+	k["alg"] = alg
+	return k
 }

@@ -91,7 +91,8 @@ func (ks *keySet) find(kid, alg string) *verifyKey {
 }
 
 // parseKeySet parses a JWKS document. Entries that cannot verify signatures (use: enc, small
-// RSA keys, unknown types, bad encodings) are skipped and described in skipped.
+// RSA keys, unknown types, an alg that does not fit the key, bad encodings) are skipped and
+// described in skipped.
 func parseKeySet(body []byte) (*keySet, []string, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -153,6 +154,11 @@ func parseKey(j *jwk) (*verifyKey, error) {
 		k.key = ed25519.PublicKey(x)
 	default:
 		return nil, fmt.Errorf("kty %q is not supported", j.Kty)
+	}
+	// An alg the key cannot verify (ES256 on an RSA key, ES384 on a P-256 key) would make it
+	// unusable while counted as usable.
+	if k.alg != "" && !k.fits(k.alg) {
+		return nil, fmt.Errorf("alg %q does not fit kty %q (crv %q)", j.Alg, j.Kty, j.Crv)
 	}
 	return k, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/metrics"
 )
@@ -16,8 +15,6 @@ const (
 	metricValidations = "pavilion_jwt_validations_total"
 	metricCacheHits   = "pavilion_jwt_cache_hits_total"
 	metricCacheMisses = "pavilion_jwt_cache_misses_total"
-	metricJWKSFetches = "pavilion_jwks_fetches_total"
-	metricJWKSKeys    = "pavilion_jwks_keys"
 )
 
 // authLogPerSecond bounds the auth-failure log lines of one middleware per second.
@@ -83,9 +80,10 @@ func (a *jwtAuth) countFailure(rw http.ResponseWriter, req *http.Request, r *rej
 	}
 }
 
-// logRefusal writes the auth-failure line, unless the middleware is over its lines per second.
+// logRefusal writes the auth-failure line, unless the middleware is over its lines per second
+// (counted on the middleware's clock, a.now).
 func (a *jwtAuth) logRefusal(req *http.Request, r *rejection) {
-	ok, dropped := a.m.authLog.Allow(time.Now())
+	ok, dropped := a.m.authLog.Allow(a.now())
 	if !ok {
 		return
 	}
@@ -99,68 +97,6 @@ func (a *jwtAuth) logRefusal(req *http.Request, r *rejection) {
 		"status":         r.status,
 	}
 	metrics.LogRequest(a.logTo, req, dropped, fields)
-}
-
-// jwksWatch is one middleware's JWKS series; a shared cache updates those of every
-// middleware that uses it.
-type jwksWatch struct {
-	users           int
-	fetchOK, failed *int64
-	keys            *int64
-}
-
-// watch makes the cache count its fetches for middleware name too.
-func (c *jwksCache) watch(name string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.watchers == nil {
-		c.watchers = map[string]*jwksWatch{}
-	}
-	w := c.watchers[name]
-	if w == nil {
-		labels := []string{"middleware", name}
-		w = &jwksWatch{
-			fetchOK: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
-				[]string{"middleware", name, "result", "ok"}),
-			failed: metrics.Counter(metricJWKSFetches, "JWKS fetches (with discovery) by result: ok, error.",
-				[]string{"middleware", name, "result", "error"}),
-			keys: metrics.Gauge(metricJWKSKeys, "Usable keys in the JWKS key set held.", labels),
-		}
-		c.watchers[name] = w
-	}
-	w.users++
-	n := 0
-	if c.keys != nil {
-		n = len(c.keys.all)
-	}
-	atomic.StoreInt64(w.keys, int64(n))
-}
-
-// unwatch undoes one watch; the last user of a name sets its key gauge to 0.
-func (c *jwksCache) unwatch(name string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.watchers[name]
-	if w == nil {
-		return
-	}
-	w.users--
-	if w.users <= 0 {
-		atomic.StoreInt64(w.keys, 0)
-		delete(c.watchers, name)
-	}
-}
-
-// record counts one fetch for every watching middleware; c.mu must be held.
-func (c *jwksCache) recordLocked(ok bool, keys int) {
-	for _, w := range c.watchers {
-		if ok {
-			atomic.AddInt64(w.fetchOK, 1)
-		} else {
-			atomic.AddInt64(w.failed, 1)
-		}
-		atomic.StoreInt64(w.keys, int64(keys))
-	}
 }
 
 // logJWKS writes a JWKS event line: "warn" when a refresh failed or keys were skipped (the

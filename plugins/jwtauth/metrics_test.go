@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,11 @@ func TestAuthFailureLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	buf := &syncBuffer{}
-	a := newHandlerTo(ctx, http.NotFoundHandler(), s, "logtest", buf)
+	// The sampler is shared by the middlewares of one name: a name of this run's own.
+	name := "logtest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	a := newHandlerTo(ctx, http.NotFoundHandler(), s, name, buf)
+	clock := time.Now()
+	a.now = func() time.Time { return clock } // every refusal in one second of the clock
 	malformed := atomic.LoadInt64(a.rej.malformed.count)
 
 	const secret = "secret-token-value"
@@ -53,8 +58,7 @@ func TestAuthFailureLog(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	// Normally all requests fall in one second; a second boundary may let a few more through.
-	if len(lines) < authLogPerSecond || len(lines) > 2*authLogPerSecond {
+	if len(lines) != authLogPerSecond {
 		t.Fatalf("%d lines for %d refusals:\n%s", len(lines), authLogPerSecond+5, buf.String())
 	}
 	var m map[string]any
@@ -62,7 +66,7 @@ func TestAuthFailureLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m["event"] != "auth_failure" || m["reason"] != "malformed" || m["request_id"] != "req-0001" ||
-		m["middlewareName"] != "logtest" || m["status"] != float64(401) || m["level"] != "info" ||
+		m["middlewareName"] != name || m["status"] != float64(401) || m["level"] != "info" ||
 		m["message"] != "request refused: malformed" || m["component"] != "jwtauth" {
 		t.Errorf("line %v", m)
 	}
@@ -95,4 +99,77 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAuthFailureLogFollowsTheClock: the lines per second of refusals are counted on the
+// middleware's clock: within one second of it at most authLogPerSecond lines, the rest
+// suppressed; the first line of the next second reports how many were, whatever the wall
+// clock says.
+func TestAuthFailureLogFollowsTheClock(t *testing.T) {
+	f := newFakeIdP(t)
+	cfg := CreateConfig()
+	cfg.Issuer = f.issuerURL()
+	s, err := cfg.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	buf := &syncBuffer{}
+	// The sampler is shared by the middlewares of one name: a name of this run's own.
+	a := newHandlerTo(ctx, http.NotFoundHandler(), s, "logclock-"+strconv.FormatInt(time.Now().UnixNano(), 36), buf)
+	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	a.now = func() time.Time { return clock }
+
+	lines := func() []map[string]any {
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["event"] == "auth_failure" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	refuse := func(n int) {
+		for i := 0; i < n; i++ {
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/x", nil)
+			r.Header.Set("Authorization", "Bearer not-a-jwt")
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("status %d", w.Code)
+			}
+		}
+	}
+
+	refuse(authLogPerSecond + 5)
+	if got := len(lines()); got != authLogPerSecond {
+		t.Fatalf("%d lines for %d refusals in one second of the clock, want %d", got, authLogPerSecond+5, authLogPerSecond)
+	}
+	for _, m := range lines() {
+		if _, ok := m["suppressed"]; ok {
+			t.Fatalf("a line of the first second reports suppressed lines: %v", m)
+		}
+	}
+
+	clock = clock.Add(999 * time.Millisecond) // the same second of the clock
+	refuse(3)
+	if got := len(lines()); got != authLogPerSecond {
+		t.Fatalf("%d lines after 3 more refusals in the same second, want still %d", got, authLogPerSecond)
+	}
+
+	clock = clock.Add(time.Millisecond) // the next second
+	refuse(1)
+	ls := lines()
+	if len(ls) != authLogPerSecond+1 {
+		t.Fatalf("%d lines after the clock's next second began, want %d", len(ls), authLogPerSecond+1)
+	}
+	if got := ls[len(ls)-1]["suppressed"]; got != float64(5+3) {
+		t.Fatalf("first line of the next second reports suppressed %v, want 8", got)
+	}
+	refuse(authLogPerSecond)
+	if got := len(lines()); got != 2*authLogPerSecond {
+		t.Fatalf("%d lines, want %d (the second second is bounded too)", got, 2*authLogPerSecond)
+	}
 }

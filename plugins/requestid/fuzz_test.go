@@ -9,7 +9,7 @@ import (
 
 // FuzzValidID: an incoming ID is kept exactly when it is the only value and matches
 // ^[A-Za-z0-9._:-]{8,128}$; whatever came in, the upstream and the response carry one and the
-// same valid ID.
+// same valid ID; an ID generated is 32 lowercase hex digits and never one generated before.
 func FuzzValidID(f *testing.F) {
 	for _, s := range []string{
 		"abcdefgh", "abcdefg", "0f8fad5b-d9cb-469f-a165-70867728950e", strings.Repeat("z", 128),
@@ -21,6 +21,7 @@ func FuzzValidID(f *testing.F) {
 	}
 	strict, strictSeen := newTest(f, func(c *Config) { c.TrustIncoming = false })
 	trusting, trustingSeen := newTest(f, nil)
+	generated := map[string]bool{} // the IDs generated so far in this process (the first 65536)
 	f.Fuzz(func(t *testing.T, in string, twice, trust bool) {
 		accepted := validID(in)
 		if accepted != incomingRE.MatchString(in) {
@@ -50,8 +51,16 @@ func FuzzValidID(f *testing.F) {
 			if out != in {
 				t.Fatalf("valid ID %q replaced by %q", in, out)
 			}
-		} else if out == in || !generatedRE.MatchString(out) {
-			t.Fatalf("in %q (trust %t, twice %t): upstream got %q, want a fresh generated ID", in, trust, twice, out)
+		} else {
+			if out == in || !generatedRE.MatchString(out) {
+				t.Fatalf("in %q (trust %t, twice %t): upstream got %q, want a fresh generated ID", in, trust, twice, out)
+			}
+			if generated[out] {
+				t.Fatalf("in %q (trust %t, twice %t): generated ID %q given before", in, trust, twice, out)
+			}
+			if len(generated) < 1<<16 {
+				generated[out] = true
+			}
 		}
 		if resp := w.Header().Values(DefaultHeader); len(resp) != 1 || resp[0] != out {
 			t.Fatalf("response header %q, upstream %q", resp, out)

@@ -58,8 +58,8 @@ type Options struct {
 	Env []string
 }
 
-// Gateway is a running Traefik.
-type Gateway struct {
+// Traefik is a running Traefik process (any configuration: a plugin under test, the gateway, a benchmark target).
+type Traefik struct {
 	// URL is http://127.0.0.1:<port> of the entry point "web".
 	URL string
 	// APIURL is http://127.0.0.1:<port> of the entry point "traefik" (API and ping).
@@ -81,7 +81,7 @@ var usedStaticKeys = []string{"entryPoints", "api", "ping", "log", "accessLog", 
 
 // Start starts Traefik with opts and waits until it serves opts.WaitRouters. It is stopped by
 // tb.Cleanup, which also prints its logs if the test failed.
-func Start(tb testing.TB, opts Options) *Gateway {
+func Start(tb testing.TB, opts Options) *Traefik {
 	tb.Helper()
 
 	bin := Binary(tb)
@@ -96,7 +96,7 @@ func Start(tb testing.TB, opts Options) *Gateway {
 		apiPort = FreePort(tb)
 	}
 
-	g := &Gateway{
+	g := &Traefik{
 		URL:     "http://127.0.0.1:" + strconv.Itoa(webPort),
 		APIURL:  "http://127.0.0.1:" + strconv.Itoa(apiPort),
 		Dir:     dir,
@@ -138,7 +138,7 @@ func linkRepository(dir string) error {
 	return os.Symlink(pluginharness.RepoRoot(), filepath.Join(parent, path.Base(pluginharness.RootModule)))
 }
 
-func (g *Gateway) staticConfig(webPort, apiPort int, opts Options) string {
+func (g *Traefik) staticConfig(webPort, apiPort int, opts Options) string {
 	q := strconv.Quote // a Go quoted string is a valid YAML double-quoted scalar
 	var b strings.Builder
 
@@ -200,7 +200,7 @@ func checkStaticExtra(extra string) error {
 // WriteDynamic replaces dynamic.yml (dynamic.toml with Options.DynamicTOML), atomically (the file provider watches it and reloads).
 // The new configuration is in force once Traefik has reloaded: wait for it with WaitRouters
 // or by polling Routers.
-func (g *Gateway) WriteDynamic(tb testing.TB, yaml string) {
+func (g *Traefik) WriteDynamic(tb testing.TB, yaml string) {
 	tb.Helper()
 
 	tmp := filepath.Join(g.Dir, "."+g.dynFile+".tmp")
@@ -227,7 +227,7 @@ type Router struct {
 }
 
 // Routers returns the HTTP routers that the API lists.
-func (g *Gateway) Routers(tb testing.TB) []Router {
+func (g *Traefik) Routers(tb testing.TB) []Router {
 	tb.Helper()
 
 	routers, err := g.routers()
@@ -237,7 +237,7 @@ func (g *Gateway) Routers(tb testing.TB) []Router {
 	return routers
 }
 
-func (g *Gateway) routers() ([]Router, error) {
+func (g *Traefik) routers() ([]Router, error) {
 	var routers []Router
 	if err := g.getJSON("/api/http/routers?per_page=1000", &routers); err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (g *Gateway) routers() ([]Router, error) {
 	return routers, nil
 }
 
-func (g *Gateway) getJSON(p string, v any) error {
+func (g *Traefik) getJSON(p string, v any) error {
 	return GetJSON(g.client, g.APIURL+p, v)
 }
 
@@ -289,17 +289,17 @@ func Get(client *http.Client, url string, timeout time.Duration, limit int64) ([
 
 // WaitRouters waits, up to 30 seconds, until the API lists every named router. The test fails
 // if Traefik exits or the time runs out.
-func (g *Gateway) WaitRouters(tb testing.TB, names ...string) {
+func (g *Traefik) WaitRouters(tb testing.TB, names ...string) {
 	tb.Helper()
 	g.wait(tb, names, false)
 }
 
-func (g *Gateway) waitReady(tb testing.TB, names []string) {
+func (g *Traefik) waitReady(tb testing.TB, names []string) {
 	tb.Helper()
 	g.wait(tb, names, true)
 }
 
-func (g *Gateway) wait(tb testing.TB, names []string, startup bool) {
+func (g *Traefik) wait(tb testing.TB, names []string, startup bool) {
 	tb.Helper()
 
 	deadline := time.Now().Add(readyTimeout)
@@ -323,7 +323,7 @@ func (g *Gateway) wait(tb testing.TB, names []string, startup bool) {
 }
 
 // check returns why the gateway is not ready yet, or nil.
-func (g *Gateway) check(names []string, startup bool) error {
+func (g *Traefik) check(names []string, startup bool) error {
 	if startup {
 		if err := g.ping(); err != nil {
 			return err
@@ -358,13 +358,13 @@ func (g *Gateway) check(names []string, startup bool) error {
 	return nil
 }
 
-func (g *Gateway) ping() error {
+func (g *Traefik) ping() error {
 	_, err := Get(g.client, g.APIURL+"/ping", 2*time.Second, 1024)
 	return err
 }
 
 // Logs returns the content of Traefik's log file (JSON lines).
-func (g *Gateway) Logs() string {
+func (g *Traefik) Logs() string {
 	b, err := os.ReadFile(filepath.Join(g.Dir, "traefik.log"))
 	if err != nil {
 		return ""
@@ -373,14 +373,14 @@ func (g *Gateway) Logs() string {
 }
 
 // allLogs is the process output and the log file, the last maxLogShown bytes of each.
-func (g *Gateway) allLogs() string {
+func (g *Traefik) allLogs() string {
 	out, _ := os.ReadFile(filepath.Join(g.Dir, "traefik.out"))
 	return fmt.Sprintf("---- traefik stdout/stderr (%s) ----\n%s\n---- traefik.log ----\n%s---- end of traefik logs ----",
 		g.Dir, tail(string(out)), tail(g.Logs()))
 }
 
 // logsOnce returns allLogs the first time, so that a failure does not print them twice.
-func (g *Gateway) logsOnce() string {
+func (g *Traefik) logsOnce() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.logsShown {
@@ -390,7 +390,7 @@ func (g *Gateway) logsOnce() string {
 	return g.allLogs()
 }
 
-func (g *Gateway) showLogs(tb testing.TB) {
+func (g *Traefik) showLogs(tb testing.TB) {
 	g.mu.Lock()
 	shown := g.logsShown
 	g.mu.Unlock()
@@ -408,7 +408,7 @@ func tail(s string) string {
 
 // Stop stops Traefik with SIGTERM, and SIGKILL if it has not exited after 10 seconds, and
 // waits for it. It is idempotent, and called by tb.Cleanup.
-func (g *Gateway) Stop() {
+func (g *Traefik) Stop() {
 	if g.proc != nil {
 		g.proc.Stop()
 	}
@@ -416,7 +416,7 @@ func (g *Gateway) Stop() {
 }
 
 // Exited reports whether the Traefik process has ended, and how.
-func (g *Gateway) Exited() (bool, error) { return g.proc.Exited() }
+func (g *Traefik) Exited() (bool, error) { return g.proc.Exited() }
 
 // Pid is the Traefik process' id.
-func (g *Gateway) Pid() int { return g.proc.Pid() }
+func (g *Traefik) Pid() int { return g.proc.Pid() }

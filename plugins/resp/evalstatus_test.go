@@ -91,13 +91,13 @@ func TestKeyed(t *testing.T) {
 	if _, err := k.StatusFor(ctx, strings.Repeat("x", maxCachedKey+1), "{c"); err != nil {
 		t.Fatal(err)
 	}
-	if n := k.cached(); n != 1 {
+	if n := cachedCommands(k); n != 1 {
 		t.Fatalf("%d commands cached, want 1", n)
 	}
 	for i := 0; i < maxCachedCommands; i++ {
 		k.mustCache(t, strconv.Itoa(i))
 	}
-	if n := k.cached(); n > maxCachedCommands {
+	if n := cachedCommands(k); n > maxCachedCommands {
 		t.Fatalf("%d commands cached, bound %d", n, maxCachedCommands)
 	}
 	if st := c.Stats(); st.Open != 1 || st.Idle != 1 {
@@ -119,4 +119,11 @@ func (k *Keyed) mustCache(t *testing.T, key string) {
 	}
 	k.cmds[key] = []byte("x")
 	k.c.mu.Unlock()
+}
+
+// cachedCommands returns the number of commands k has cached.
+func cachedCommands(k *Keyed) int {
+	k.c.mu.Lock()
+	defer k.c.mu.Unlock()
+	return len(k.cmds)
 }

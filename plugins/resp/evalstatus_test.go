@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEvalStatus(t *testing.T) {
@@ -126,4 +127,37 @@ func cachedCommands(k *Keyed) int {
 	k.c.mu.Lock()
 	defer k.c.mu.Unlock()
 	return len(k.cmds)
+}
+
+// TestStatusRetry: a cached command whose idle connections died with a server restart is
+// sent once more, on a new connection (statusReply's first retry).
+func TestStatusRetry(t *testing.T) {
+	s := newRedis(t, true)
+	c := newClient(t, Options{Address: s.addr(), PoolSize: 4, Timeout: time.Second})
+	ctx := context.Background()
+	echo := NewScript(`return redis.status_reply(KEYS[1])`)
+	k, err := c.Keyed(echo.Prepare(1, nil), []string{"}:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.StatusFor(ctx, "a", "{a"); err != nil || got != "{a}:1" {
+		t.Fatalf("StatusFor: %q, %v", got, err)
+	}
+	s.stop()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted server has no scripts: load this one from another client, so that the
+	// retry answers.
+	other := newClient(t, Options{Address: s.addr()})
+	if err := other.LoadScript(ctx, echo); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.Status(ctx, "a"); err != nil || got != "{a}:1" {
+		t.Fatalf("Status after a restart: %q, %v", got, err)
+	}
+	if st := c.Stats(); st.Retries != 1 || st.Open != 1 || st.Idle != 1 || st.Discarded != 1 {
+		t.Fatalf("stats %+v; want one retry on a new connection, the dead one discarded", st)
+	}
+	checkQuiet(t, c)
 }

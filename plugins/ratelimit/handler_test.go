@@ -342,3 +342,24 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 	// The shared pool closed its connection; h3's stays.
 	waitServerClients(t, rd.addr(), 1)
 }
+
+// BenchmarkServeHTTPAllowed measures ServeHTTP, compiled, for an allowed request of a client
+// whose command is cached (one EVALSHA on a loopback redis-server included); the interpreted
+// figure is integration/plugintest's BenchmarkRateLimitAllowed.
+func BenchmarkServeHTTPAllowed(b *testing.B) {
+	rd := startRedis(b)
+	l, _ := redisHandler(b, rd.addr(), time.Now, func(c *Config) {
+		c.KeyPrefix = "bench"
+		c.Limits = []Limit{{Requests: 1000000000, Window: "1h"}, {Requests: 1000000000, Window: "24h"}}
+	})
+	r := hitRequest("svc")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := httptest.NewRecorder()
+		l.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}

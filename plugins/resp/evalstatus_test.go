@@ -112,7 +112,7 @@ func TestKeyed(t *testing.T) {
 }
 
 // mustCache caches the command of key without sending it.
-func (k *Keyed) mustCache(t *testing.T, key string) {
+func (k *Keyed) mustCache(t testing.TB, key string) {
 	t.Helper()
 	k.c.mu.Lock()
 	if len(k.cmds) >= maxCachedCommands {

@@ -17,8 +17,8 @@ const maxBlocked = 65536
 // millisecond: a block may end a millisecond or two after Redis would admit again. It is bounded: when full, expired entries are dropped, and
 // if none has expired the list is emptied (those clients then ask Redis again).
 type blockList struct {
-	mu sync.Mutex
-	m  map[string]blocked
+	mu      sync.Mutex
+	clients map[string]blocked // by key base
 }
 
 // blocked is one refused client: until when (unix ns) a retry cannot pass, when its most
@@ -28,31 +28,31 @@ type blocked struct {
 	index        int
 }
 
-func newBlockList() *blockList { return &blockList{m: map[string]blocked{}} }
+func newBlockList() *blockList { return &blockList{clients: map[string]blocked{}} }
 
 // add remembers base as refused by d, decided at now.
 func (b *blockList) add(base string, d decision, retryMS int64, now time.Time) {
 	t := now.UnixNano()
 	e := blocked{until: t + retryMS*int64(time.Millisecond), reset: t + d.reset*int64(time.Second), index: d.index}
 	b.mu.Lock()
-	if len(b.m) >= maxBlocked {
-		for k, v := range b.m {
+	if len(b.clients) >= maxBlocked {
+		for k, v := range b.clients {
 			if v.until <= t {
-				delete(b.m, k)
+				delete(b.clients, k)
 			}
 		}
-		if len(b.m) >= maxBlocked {
-			b.m = map[string]blocked{}
+		if len(b.clients) >= maxBlocked {
+			b.clients = map[string]blocked{}
 		}
 	}
-	b.m[base] = e
+	b.clients[base] = e
 	b.mu.Unlock()
 }
 
 // check returns the refusal of base at now, if it is still blocked.
 func (b *blockList) check(base string, now time.Time) (decision, bool) {
 	b.mu.Lock()
-	e, ok := b.m[base]
+	e, ok := b.clients[base]
 	b.mu.Unlock()
 	t := now.UnixNano()
 	if !ok || e.until <= t {
@@ -64,11 +64,4 @@ func (b *blockList) check(base string, now time.Time) (decision, bool) {
 		reset: (e.reset - t + second - 1) / second,
 		retry: (e.until - t + second - 1) / second,
 	}, true
-}
-
-// size is the number of clients held, for tests.
-func (b *blockList) size() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.m)
 }

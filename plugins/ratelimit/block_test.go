@@ -25,7 +25,7 @@ func TestRefusedInMemory(t *testing.T) {
 	rd := startRedis(t)
 	for _, alg := range []string{AlgorithmGCRA, AlgorithmSlidingLog, AlgorithmSlidingWindow} {
 		t.Run(alg, func(t *testing.T) {
-			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+			l, _ := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
 				c.Algorithm = alg
 				c.KeyPrefix = "blk-" + alg
 				c.Limits = []Limit{{Requests: 4, Window: "1s"}}
@@ -35,11 +35,11 @@ func TestRefusedInMemory(t *testing.T) {
 					t.Fatalf("request %d: %d", i, w.Code)
 				}
 			}
-			start := *l.m.fromMemory // counters are per middleware name, kept across subtests
+			start := *l.counters.fromMemory // counters are per middleware name, kept across subtests
 			if w := hit(l, "a"); w.Code != 429 {
 				t.Fatalf("fifth request: %d, want 429 from Redis", w.Code)
 			}
-			if *l.m.fromMemory != start {
+			if *l.counters.fromMemory != start {
 				t.Fatal("Redis' own refusal counted as refused in memory")
 			}
 			base, _ := l.client(hitRequest("a"))
@@ -50,9 +50,9 @@ func TestRefusedInMemory(t *testing.T) {
 				if !blocked {
 					break
 				}
-				before := *l.m.fromMemory
+				before := *l.counters.fromMemory
 				w := hit(l, "a")
-				if *l.m.fromMemory == before {
+				if *l.counters.fromMemory == before {
 					// The block ended between check and hit: Redis decided.
 					break
 				}
@@ -61,12 +61,12 @@ func TestRefusedInMemory(t *testing.T) {
 				}
 				inMemory++
 				// Exactness: Redis, asked now, refuses as well (refused requests count for nothing).
-				status, err := l.set.keyed.StatusFor(context.Background(), "", base)
+				status, err := l.set.store.StatusFor(context.Background(), "", base)
 				if err != nil {
 					t.Fatal(err)
 				}
 				l.blocks.mu.Lock()
-				until := l.blocks.m[base].until
+				until := l.blocks.clients[base].until
 				l.blocks.mu.Unlock()
 				if strings.HasPrefix(status, "1 ") {
 					consumed = true // admitted by the direct check: it took the next slot
@@ -105,7 +105,7 @@ func TestBlockListBounded(t *testing.T) {
 	for i := 0; i < maxBlocked+10; i++ {
 		b.add("client-"+strconv.Itoa(i), decision{}, 60000, now)
 	}
-	if n := b.size(); n > maxBlocked {
+	if n := blockedClients(b); n > maxBlocked {
 		t.Fatalf("block list holds %d clients, bound %d", n, maxBlocked)
 	}
 	b.add("expired", decision{}, 1, now)
@@ -116,6 +116,13 @@ func TestBlockListBounded(t *testing.T) {
 	if d, ok := b.check("probe", now); !ok || d.retry != 60 || d.reset != 90 {
 		t.Fatalf("blocked %v, retry %d, reset %d; want 60 and 90 seconds (rounded up)", ok, d.retry, d.reset)
 	}
+}
+
+// blockedClients is the number of clients b holds.
+func blockedClients(b *blockList) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.clients)
 }
 
 func hitRequest(client string) *http.Request {
@@ -135,7 +142,7 @@ func TestPoolTimeoutIsNotAnOutage(t *testing.T) {
 		want   int
 	}{{PolicyLocal, 503}, {PolicyClosed, 503}, {PolicyOpen, 200}} {
 		t.Run(tc.policy, func(t *testing.T) {
-			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+			l, _ := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
 				c.FailurePolicy = tc.policy
 				c.KeyPrefix = "pool-" + tc.policy
 			})
@@ -143,15 +150,15 @@ func TestPoolTimeoutIsNotAnOutage(t *testing.T) {
 				w := httptest.NewRecorder()
 				req := hitRequest("a")
 				base, _ := l.client(req)
-				l.serveFailure(w, req, base, l.set, resp.ErrPoolTimeout, false)
+				l.redisFailed(w, req, base, l.set, resp.ErrPoolTimeout, false)
 				if w.Code != tc.want {
 					t.Fatalf("pool timeout %d under %s: %d, want %d", i, tc.policy, w.Code, tc.want)
 				}
 			}
-			if l.brk.isDown() {
+			if l.redisBreaker.isDown() {
 				t.Fatal("a busy pool marked Redis down")
 			}
-			if l.local != nil && l.local.size() != 0 {
+			if l.local != nil && localClients(l.local) != 0 {
 				t.Fatal("a busy pool spent the local fallback's budget")
 			}
 		})

@@ -20,14 +20,12 @@ const (
 type breaker struct {
 	down int32 // 1 while Redis is considered unreachable
 
-	now        func() time.Time
-	min, max   time.Duration
-	mu         sync.Mutex
-	retryAt    time.Time
-	backoff    time.Duration
-	probing    bool
-	failovers  int64
-	recoveries int64
+	now      func() time.Time
+	min, max time.Duration
+	mu       sync.Mutex
+	retryAt  time.Time
+	backoff  time.Duration
+	probing  bool
 }
 
 func newBreaker(now func() time.Time) *breaker {
@@ -65,7 +63,6 @@ func (b *breaker) fail(probe bool) bool {
 		b.backoff = b.min
 		b.retryAt = b.now().Add(b.backoff)
 		b.probing = false
-		b.failovers++
 		return true
 	}
 	if probe {
@@ -93,7 +90,6 @@ func (b *breaker) succeed() bool {
 	atomic.StoreInt32(&b.down, 0)
 	b.probing = false
 	b.backoff = 0
-	b.recoveries++
 	return true
 }
 
@@ -105,11 +101,4 @@ func (b *breaker) release(probe bool) {
 	b.mu.Lock()
 	b.probing = false
 	b.mu.Unlock()
-}
-
-// state returns the current backoff and the time of the next probe, for tests.
-func (b *breaker) state() (time.Duration, time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.backoff, b.retryAt
 }

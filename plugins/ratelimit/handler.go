@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,36 +17,37 @@ import (
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
+// A request's decision, in this file: ServeHTTP (the common case, inlined) or decide →
+// decideUncached; then answer: admit, refusedByRedis, or the failure policy (failurepolicy.go).
+// Redis is one call per request (resp.KeyedStatus or limitStore.StatusFor), which retries
+// once by itself (resp/evalstatus.go).
+
 // rateLimit is the middleware. Everything it needs per request is prepared in New.
 type rateLimit struct {
-	next      http.Handler
-	name      string
-	s         *settings
-	rdb       *resp.Client
-	set       *limitSet
-	overrides map[string]*limitSet // nil when there are none
-	sources   []source
-	header    string       // the first source's header, "" when it is "ip"
-	trusted   []*net.IPNet // nil when there are none
-	anonymous string       // key base of requests without a client value
-	headers   bool
-	brk       *breaker
-	blocks    *blockList    // clients refused by Redis, until their retry time
-	local     *localLimiter // failurePolicy local only
-	now       func() time.Time
-	logged    int64     // log lines written, for tests
-	logTo     io.Writer // os.Stdout, beside Traefik's own log
-	m         counters
+	next          http.Handler
+	name          string
+	failurePolicy string
+	set           *limitSet
+	overrides     map[string]*limitSet // nil when there are none
+	sources       []source
+	header        string       // the first source's header, "" when it is "ip"
+	trusted       []*net.IPNet // nil when there are none
+	anonymous     string       // key base of requests without a client value
+	headers       bool
+	redisBreaker  *breaker
+	blocks        *blockList    // clients refused by Redis, until their retry time
+	local         *localLimiter // failurePolicy local only
+	now           func() time.Time
+	logTo         io.Writer // os.Stdout, beside Traefik's own log
+	counters      counters
 
-	// The hot path's copies (see ServeHTTP): hot is set.keyed when the first source is a
-	// header and there are no overrides, else nil; hdr holds the header values of set by
-	// the reply's limit index digit.
-	hot     *resp.Keyed
-	down    *int32 // &brk.down
-	slots   []int64
-	sum     *int64
-	allowed *int64
-	hdr     []*hdrValues
+	// ServeHTTP's copies, made in New (under Yaegi a selector chain costs one value per step).
+	hotKeyed       *resp.Keyed     // set.keyed when ServeHTTP may use it (a header source first, no overrides, not a cluster), else nil
+	redisDown      *int32          // &redisBreaker.down
+	redisTimeSlots []int64         // counters.redisTime.Slots
+	redisTimeSum   *int64          // &counters.redisTime.Sum
+	allowedCount   *int64          // counters.allowed
+	headersByDigit []*limitHeaders // set's header values by the reply's limit digit
 }
 
 // New validates the configuration and builds the middleware. It does not connect to Redis
@@ -65,7 +65,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: redis: %w", name, err)
 	}
-	l, err := newHandlerWith(next, s, name, time.Now, rdb)
+	l, err := newRateLimit(next, s, name, time.Now, rdb)
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit %q: %w", name, err)
 	}
@@ -80,61 +80,51 @@ func (s *settings) redisOptions() resp.Options {
 	return s.redis
 }
 
-// newHandler builds a middleware with a pool of its own (tests).
-func newHandler(next http.Handler, s *settings, name string, now func() time.Time) (*rateLimit, error) {
-	rdb, err := resp.New(s.redisOptions())
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	return newHandlerWith(next, s, name, now, rdb)
-}
-
-func newHandlerWith(next http.Handler, s *settings, name string, now func() time.Time, rdb *resp.Client) (*rateLimit, error) {
+// newRateLimit builds the middleware on the client rdb.
+func newRateLimit(next http.Handler, s *settings, name string, now func() time.Time, rdb *resp.Client) (*rateLimit, error) {
 	script := resp.NewScript(scriptFor(s.algorithm))
 	l := &rateLimit{
-		next:      next,
-		name:      name,
-		s:         s,
-		rdb:       rdb,
-		set:       newLimitSet(s.limits, s.algorithm, script),
-		sources:   s.sources,
-		trusted:   s.trusted,
-		anonymous: s.keyPrefix + ":{anon",
-		headers:   s.headers,
-		brk:       newBreaker(now),
-		blocks:    newBlockList(),
-		now:       now,
-		logTo:     os.Stdout,
-		m:         newCounters(name),
-	}
-	if len(s.overrides) > 0 {
-		l.overrides = map[string]*limitSet{}
-		for client, limits := range s.overrides {
-			l.overrides[client] = newLimitSet(limits, s.algorithm, script)
-		}
-	}
-	if !s.sources[0].ip {
-		l.header = s.sources[0].header
+		next:          next,
+		name:          name,
+		failurePolicy: s.failurePolicy,
+		set:           newLimitSet(s.limits, s.algorithm, script),
+		sources:       s.sources,
+		trusted:       s.trusted,
+		anonymous:     s.keyPrefix + ":{anon",
+		headers:       s.headers,
+		redisBreaker:  newBreaker(now),
+		blocks:        newBlockList(),
+		now:           now,
+		logTo:         os.Stdout,
+		counters:      newCounters(name),
 	}
 	if err := l.set.bind(rdb); err != nil {
 		return nil, err
 	}
-	if l.header != "" && l.overrides == nil && s.redis.Topology() != "cluster" {
-		l.hot = l.set.keyed
-	}
-	l.down = &l.brk.down
-	l.slots = l.m.redisSlots
-	l.sum = l.m.redisSum
-	l.allowed = l.m.allowed
-	l.hdr = l.set.byDigit()
-	for _, o := range l.overrides {
-		if err := o.bind(rdb); err != nil {
-			return nil, err
+	if len(s.overrides) > 0 {
+		l.overrides = map[string]*limitSet{}
+		for client, limits := range s.overrides {
+			o := newLimitSet(limits, s.algorithm, script)
+			if err := o.bind(rdb); err != nil {
+				return nil, err
+			}
+			l.overrides[client] = o
 		}
 	}
 	if s.failurePolicy == PolicyLocal {
 		l.local = newLocalLimiter(s.localMaxClients)
 	}
+	if !s.sources[0].ip {
+		l.header = s.sources[0].header
+	}
+	if l.header != "" && l.overrides == nil && s.redis.Topology() != "cluster" {
+		l.hotKeyed = l.set.keyed
+	}
+	l.redisDown = &l.redisBreaker.down
+	l.redisTimeSlots = l.counters.redisSlots
+	l.redisTimeSum = l.counters.redisSum
+	l.allowedCount = l.counters.allowed
+	l.headersByDigit = l.set.headersByDigit()
 	return l, nil
 }
 
@@ -148,134 +138,157 @@ func scriptFor(algorithm string) string {
 	return slidingWindowScript
 }
 
-// ServeHTTP is the hot path, written for the interpreter: Yaegi allocates every local and
-// temporary of a function on each call (taken branch or not), so this function holds only
-// the common case (the first source is a header, present, whose Redis command is cached; no
-// overrides; Redis up; request allowed) in as few expressions as possible; everything else
-// is in other functions. Fields used here are copied flat into rateLimit in New (a selector
-// chain costs one value per step).
+// ServeHTTP holds only the common case: the first source is a header, present, whose Redis
+// command is cached; no overrides; Redis up; request allowed. Everything else is decide's
+// (the rest of the file reads in order from there).
 func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	vs := req.Header[l.header]
-	if len(vs) == 0 || l.hot == nil || atomic.LoadInt32(l.down) != 0 {
-		l.serveGeneral(rw, req)
+	if len(vs) == 0 || l.hotKeyed == nil || atomic.LoadInt32(l.redisDown) != 0 {
+		l.decide(rw, req)
 		return
 	}
 	start := time.Now()
-	status, err := resp.KeyedStatus(l.hot, req.Context(), vs[0], start)
-	f := strings.Split(status, " ")
-	if err != nil || len(f) != replyFields || f[0] != "1" || len(f[1]) != 1 {
-		l.serveOther(rw, req, l.set, f, err, start.UnixNano())
+	status, err := resp.KeyedStatus(l.hotKeyed, req.Context(), vs[0], start)
+	fields := strings.Split(status, " ")
+	if err != nil || len(fields) != replyFields || fields[fieldAllowed] != "1" || len(fields[fieldIndex]) != 1 {
+		l.afterCached(rw, req, l.set, status, err, start.UnixNano())
 		return
 	}
-	// Inlined Histogram.Observe: an interpreted call costs a frame.
-	d := time.Since(start)
-	atomic.AddInt64(&l.slots[bits.Len64(uint64(d))], 1)
-	atomic.AddInt64(l.sum, int64(d))
-	atomic.AddInt64(l.allowed, 1)
+	// redisTime.Observe and admit, inlined: Yaegi allocates every call's frame and locals
+	// (docs/yaegi.md, "Cost model").
+	elapsed := time.Since(start)
+	atomic.AddInt64(&l.redisTimeSlots[bits.Len64(uint64(elapsed))], 1)
+	atomic.AddInt64(l.redisTimeSum, int64(elapsed))
+	atomic.AddInt64(l.allowedCount, 1)
 	if l.headers {
-		hd := l.hdr[f[1][0]]
+		constant := l.headersByDigit[fields[fieldIndex][0]]
 		h := rw.Header()
-		h["X-Ratelimit-Limit"] = hd.limit
-		h["X-Ratelimit-Remaining"] = f[2:3:3]
-		h["X-Ratelimit-Reset"] = f[3:4:4]
-		h["Ratelimit-Policy"] = hd.policy
-		h["Ratelimit"] = f[5:6:6]
+		h["X-Ratelimit-Limit"] = constant.limit
+		h["X-Ratelimit-Remaining"] = fields[fieldRemaining:fieldReset:fieldReset]
+		h["X-Ratelimit-Reset"] = fields[fieldReset:fieldRetry:fieldRetry]
+		h["Ratelimit-Policy"] = constant.policy
+		h["Ratelimit"] = fields[fieldItem:fieldRetryMS:fieldRetryMS]
 	}
 	l.next.ServeHTTP(rw, req)
 }
 
-// serveSet is ServeHTTP for a header source with overrides: set is the client's limits.
-func (l *rateLimit) serveSet(rw http.ResponseWriter, req *http.Request, set *limitSet, key string) {
-	start := time.Now()
-	status, err := resp.KeyedStatus(set.keyed, req.Context(), key, start)
-	f := strings.Split(status, " ")
-	if err != nil || len(f) != replyFields || len(f[1]) != 1 || f[0] != "1" {
-		l.serveOther(rw, req, set, f, err, start.UnixNano())
-		return
-	}
-	l.m.redisTime.ObserveSince(start.UnixNano())
-	atomic.AddInt64(l.m.allowed, 1)
-	if l.headers {
-		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
-	}
-	l.next.ServeHTTP(rw, req)
-}
-
-// serveOther finishes a request of the hot path that did not get an allowed reply: the
-// command was not cached yet, Redis failed, or refused.
-func (l *rateLimit) serveOther(rw http.ResponseWriter, req *http.Request, set *limitSet, f []string, err error, start int64) {
-	if err == resp.ErrNotCached {
-		l.serveClient(rw, req, l.cacheKey(req))
-		return
-	}
-	l.m.redisTime.ObserveSince(start)
-	base, _ := l.client(req)
-	l.serveReply(rw, req, base, set, f, err, false)
-}
-
-// serveGeneral serves any request: every source, the degraded modes.
-func (l *rateLimit) serveGeneral(rw http.ResponseWriter, req *http.Request) {
+// decide serves every request ServeHTTP does not finish. A client with its own limits
+// (overrides) whose command is cached gets what ServeHTTP does, with those limits.
+func (l *rateLimit) decide(rw http.ResponseWriter, req *http.Request) {
 	key := l.cacheKey(req)
-	if key != "" && l.overrides != nil && atomic.LoadInt32(&l.brk.down) == 0 {
-		l.serveSet(rw, req, l.overrideFor(key), key)
-		return
+	if key != "" && l.overrides != nil && atomic.LoadInt32(l.redisDown) == 0 {
+		set := l.overrideFor(key)
+		if set.keyed != nil {
+			start := time.Now()
+			status, err := resp.KeyedStatus(set.keyed, req.Context(), key, start)
+			l.afterCached(rw, req, set, status, err, start.UnixNano())
+			return
+		}
 	}
-	l.serveClient(rw, req, key)
+	l.decideUncached(rw, req, key)
 }
 
-// serveClient is serveGeneral without a cached command to try; key is cacheKey's.
-func (l *rateLimit) serveClient(rw http.ResponseWriter, req *http.Request, key string) {
-	base, value := l.client(req)
-	set := l.set
-	if l.overrides != nil {
-		set = l.overrideFor(value)
+// afterCached finishes a request whose cached command ran (resp.KeyedStatus) without an
+// allowed reply read by ServeHTTP: status and err are the command's answer, start the clock
+// read before it (unix ns).
+func (l *rateLimit) afterCached(rw http.ResponseWriter, req *http.Request, set *limitSet, status string, err error, start int64) {
+	if err == resp.ErrNotCached {
+		// Nothing was sent: a new client, or one refused a moment ago (refusedByRedis).
+		l.decideUncached(rw, req, l.cacheKey(req))
+		return
 	}
+	l.counters.redisTime.ObserveSince(start)
+	r, failure := parseReply(status, err)
+	if failure == nil && r.allowed {
+		l.admit(rw, req, set, r)
+		return
+	}
+	base, _ := l.client(req)
+	l.answer(rw, req, base, set, r, failure, false)
+}
+
+// decideUncached is the decision in full: who the client is and its limits; refused by Redis
+// a moment ago; Redis considered down; else one Redis call, whose command is cached under key
+// (cacheKey's, "" for none) for the next request of the client.
+func (l *rateLimit) decideUncached(rw http.ResponseWriter, req *http.Request, key string) {
+	base, value := l.client(req)
+	set := l.overrideFor(value)
 	if d, ok := l.blocks.check(base, l.now()); ok {
 		// Refused by Redis a moment ago and its retry time has not come: Redis would refuse
 		// again, so it is not asked.
-		atomic.AddInt64(l.m.fromMemory, 1)
+		atomic.AddInt64(l.counters.fromMemory, 1)
 		l.refuse(rw, req, set, d)
 		return
 	}
-	if atomic.LoadInt32(&l.brk.down) != 0 {
-		l.serveDegraded(rw, req, base, set)
-		return
+	probe := false
+	if l.redisBreaker.isDown() {
+		// One request at a time, once the backoff has passed, tries Redis (the probe, not
+		// cached); the others get the failure policy.
+		if !l.redisBreaker.tryProbe() {
+			l.applyPolicy(rw, req, base, set)
+			return
+		}
+		probe = true
+		key = ""
 	}
 	start := time.Now().UnixNano()
-	status, err := set.keyed.StatusFor(req.Context(), key, base)
-	l.m.redisTime.ObserveSince(start)
-	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, false)
+	status, err := set.store.StatusFor(req.Context(), key, base)
+	l.counters.redisTime.ObserveSince(start)
+	r, failure := parseReply(status, err)
+	l.answer(rw, req, base, set, r, failure, probe)
+}
+
+// answer decides from the script's reply r, or from the failure of the Redis call (then the
+// failure policy). probe tells whether the call was the breaker's probe.
+func (l *rateLimit) answer(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, r reply, failure error, probe bool) {
+	if failure != nil {
+		l.redisFailed(rw, req, base, set, failure, probe)
+		return
+	}
+	if probe && l.redisBreaker.succeed() {
+		atomic.StoreInt64(l.counters.fallback, 0)
+		l.log("redis_recovered", "redis answers again: limits are counted in redis")
+	}
+	if !r.allowed {
+		l.refusedByRedis(rw, req, base, set, r)
+		return
+	}
+	l.admit(rw, req, set, r)
+}
+
+// admit is the one exit of an allowed request (ServeHTTP has its own inlined copy): it is
+// counted, gets the rate-limit fields of r's limit when enabled, and goes on. set is nil when
+// no limit was counted (failurePolicy open): no fields then.
+func (l *rateLimit) admit(rw http.ResponseWriter, req *http.Request, set *limitSet, r reply) {
+	atomic.AddInt64(l.counters.allowed, 1)
+	if l.headers && set != nil {
+		set.writeHeaderStrings(rw.Header(), r.index, r.remaining, r.reset)
+	}
+	l.next.ServeHTTP(rw, req)
+}
+
+// refusedByRedis answers a refusal from Redis, and remembers the client (base) as refused
+// until its retry time: until then its requests are refused without asking Redis
+// (decideUncached; the cached command is dropped so that ServeHTTP and decide lead there).
+func (l *rateLimit) refusedByRedis(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, r reply) {
+	d := r.refusal()
+	if r.retryMS > 0 {
+		l.blocks.add(base, d, r.retryMS, l.now())
+		if key := l.cacheKey(req); key != "" {
+			set.store.Forget(key)
+		}
+	}
+	l.refuse(rw, req, set, d)
 }
 
 // cacheKey is the key of the request's command in the Keyed cache: the first source's value
-// when it is a header, which the hot path reads; "" (not cached) otherwise.
+// when it is a header, which ServeHTTP reads; "" (not cached) otherwise.
 func (l *rateLimit) cacheKey(req *http.Request) string {
 	vs := req.Header[l.header]
 	if l.header == "" || len(vs) == 0 {
 		return ""
 	}
 	return vs[0]
-}
-
-// serveReply answers from the fields of the script's reply (or its error).
-func (l *rateLimit) serveReply(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string, err error, probe bool) {
-	if err != nil || len(f) != replyFields || len(f[1]) != 1 {
-		l.serveFailure(rw, req, base, set, err, probe)
-		return
-	}
-	if probe && l.brk.succeed() {
-		atomic.StoreInt64(l.m.fallback, 0)
-		l.log("redis_recovered", "redis answers again: limits are counted in redis")
-	}
-	if f[0] != "1" {
-		l.serveRefused(rw, req, base, set, f)
-		return
-	}
-	atomic.AddInt64(l.m.allowed, 1)
-	if l.headers {
-		set.writeHeaderStrings(rw.Header(), int(f[1][0]-'1'), f[2], f[3])
-	}
-	l.next.ServeHTTP(rw, req)
 }
 
 // client returns the key base of the request's client ("<prefix>:{<source>=<value>") and the
@@ -315,106 +328,9 @@ func (l *rateLimit) overrideFor(value string) *limitSet {
 	return o
 }
 
-// serveRefused answers a refusal from Redis, and remembers the client (base) as refused until
-// its retry time: until then its requests are refused without asking Redis (serveClient;
-// the cached command is dropped so that the hot path leads there).
-func (l *rateLimit) serveRefused(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, f []string) {
-	index, _ := strconv.Atoi(f[1])
-	remaining, _ := strconv.ParseInt(f[2], 10, 64)
-	reset, _ := strconv.ParseInt(f[3], 10, 64)
-	retry, _ := strconv.ParseInt(f[4], 10, 64)
-	retryMS, _ := strconv.ParseInt(f[6], 10, 64)
-	d := decision{index: index - 1, remaining: remaining, reset: reset, retry: retry}
-	if retryMS > 0 {
-		l.blocks.add(base, d, retryMS, l.now())
-		if key := l.cacheKey(req); key != "" {
-			set.keyed.Forget(key)
-		}
-	}
-	l.refuse(rw, req, set, d)
-}
-
-// serveDegraded serves a request while Redis is considered down: one request at a time,
-// once the backoff has passed, tries Redis; the others get the failure policy.
-func (l *rateLimit) serveDegraded(rw http.ResponseWriter, req *http.Request, base string, set *limitSet) {
-	if !l.brk.tryProbe() {
-		l.servePolicy(rw, req, base, set)
-		return
-	}
-	start := time.Now().UnixNano()
-	status, err := set.keyed.StatusFor(req.Context(), "", base)
-	l.m.redisTime.ObserveSince(start)
-	l.serveReply(rw, req, base, set, strings.Split(status, " "), err, true)
-}
-
-// serveFailure handles a Redis call that did not answer properly.
-func (l *rateLimit) serveFailure(rw http.ResponseWriter, req *http.Request, base string, set *limitSet, err error, probe bool) {
-	if req.Context().Err() != nil {
-		// The client went away (or Traefik gave up on it): not Redis' fault, nobody to answer.
-		l.brk.release(probe)
-		return
-	}
-	if err == resp.ErrClosed {
-		// The configuration was replaced; requests still in flight get the policy.
-		l.brk.release(probe)
-		l.servePolicy(rw, req, base, set)
-		return
-	}
-	atomic.AddInt64(l.m.redisErrors, 1)
-	if err == resp.ErrPoolTimeout {
-		// Every pooled connection stayed busy for the whole timeout: the gateway is
-		// overloaded, Redis answered. Redis is not marked down, and the local fallback is not
-		// used: its budget is this instance's own, so admitting from it under load would let
-		// a client past the shared limit. The request is refused as overload (503,
-		// Retry-After 1) unless failurePolicy is open. Raise redis.poolSize if this happens
-		// under normal load.
-		l.brk.release(probe)
-		if l.s.failurePolicy == PolicyOpen {
-			atomic.AddInt64(l.m.allowed, 1)
-			l.next.ServeHTTP(rw, req)
-			return
-		}
-		unavailable(rw)
-		return
-	}
-	if err == nil {
-		err = fmt.Errorf("unexpected script reply")
-	}
-	if l.brk.fail(probe) {
-		atomic.StoreInt64(l.m.fallback, 1)
-		l.log("redis_failover", "redis unavailable ("+err.Error()+"): failurePolicy "+l.s.failurePolicy+
-			" until it answers; retrying with one request after 1s, then at doubling intervals up to 30s")
-	}
-	l.servePolicy(rw, req, base, set)
-}
-
-// servePolicy applies failurePolicy.
-func (l *rateLimit) servePolicy(rw http.ResponseWriter, req *http.Request, base string, set *limitSet) {
-	if l.local != nil {
-		d := l.local.allow(base, set, l.now())
-		if !d.allowed {
-			l.refuse(rw, req, set, d)
-			return
-		}
-		atomic.AddInt64(l.m.allowed, 1)
-		if l.headers {
-			set.writeHeaders(rw.Header(), d.index, d.remaining, d.reset)
-		}
-		l.next.ServeHTTP(rw, req)
-		return
-	}
-	if l.s.failurePolicy == PolicyClosed {
-		unavailable(rw)
-		return
-	}
-	atomic.AddInt64(l.m.allowed, 1)
-	l.next.ServeHTTP(rw, req)
-}
-
 // log writes one JSON line to stdout, beside Traefik's log: "warn" for redis_failover (the
 // failure policy decides until Redis answers), else "info". Never pass a client key.
 func (l *rateLimit) log(event, msg string) {
-	atomic.AddInt64(&l.logged, 1)
 	level := "info"
 	if event == "redis_failover" {
 		level = "warn"

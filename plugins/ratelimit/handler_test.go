@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
 type fakeClock struct {
@@ -31,8 +33,10 @@ func (c *fakeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func redisHandler(t *testing.T, addr string, clock func() time.Time, edit func(c *Config)) *rateLimit {
-	t.Helper()
+// redisHandler builds a middleware named "test" on Redis at addr (3 requests per hour unless
+// edit changes it), with a client of its own, closed when the test ends; its log is discarded.
+func redisHandler(tb testing.TB, addr string, clock func() time.Time, edit func(c *Config)) (*rateLimit, *resp.Client) {
+	tb.Helper()
 	c := CreateConfig()
 	c.Redis.Address = addr
 	c.Limits = []Limit{{Requests: 3, Window: "1h"}}
@@ -41,16 +45,73 @@ func redisHandler(t *testing.T, addr string, clock func() time.Time, edit func(c
 	}
 	s, err := c.compile()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
-	l, err := newHandler(ok, s, "test", clock)
+	return newHandler(tb, ok, s, clock)
+}
+
+// newHandler builds a middleware named "test" from s on a client of its own, closed when the
+// test ends; its log is discarded.
+func newHandler(tb testing.TB, next http.Handler, s *settings, clock func() time.Time) (*rateLimit, *resp.Client) {
+	tb.Helper()
+	rdb, err := resp.New(s.redisOptions())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { rdb.Close() })
+	l, err := newRateLimit(next, s, "test", clock, rdb)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	l.logTo = io.Discard
-	t.Cleanup(func() { l.rdb.Close() })
-	return l
+	return l, rdb
+}
+
+// events counts the log lines of event in logs.
+func events(tb testing.TB, logs *bytes.Buffer, event string) int {
+	tb.Helper()
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			tb.Fatalf("log line %q: %v", line, err)
+		}
+		if m["event"] == event {
+			n++
+		}
+	}
+	return n
+}
+
+// serverClients counts the client connections of the Redis server at addr, its own aside.
+func serverClients(tb testing.TB, addr string) int {
+	tb.Helper()
+	c, err := resp.New(resp.Options{Address: addr})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.Do(context.Background(), "CLIENT", "LIST")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(strings.Split(strings.TrimSpace(v.Str), "\n")) - 1
+}
+
+// waitServerClients waits up to 2s for the server at addr to count want client connections.
+func waitServerClients(tb testing.TB, addr string, want int) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for serverClients(tb, addr) != want {
+		if time.Now().After(deadline) {
+			tb.Fatalf("redis has %d client connections, want %d", serverClients(tb, addr), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func hit(l http.Handler, client string) *httptest.ResponseRecorder {
@@ -65,7 +126,7 @@ func TestAlgorithmsWithRedis(t *testing.T) {
 	rd := startRedis(t)
 	for _, alg := range []string{AlgorithmSlidingWindow, AlgorithmSlidingLog, AlgorithmGCRA} {
 		t.Run(alg, func(t *testing.T) {
-			l := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+			l, rdb := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
 				c.Algorithm = alg
 				c.KeyPrefix = "t-" + alg
 				c.Limits = []Limit{{Requests: 3, Window: "1h"}, {Requests: 5, Window: "24h"}}
@@ -100,7 +161,7 @@ func TestAlgorithmsWithRedis(t *testing.T) {
 			for i := 0; i < 5; i++ {
 				hit(l, "a")
 			}
-			n, err := l.rdb.Do(context.Background(), "KEYS", "t-"+alg+":*")
+			n, err := rdb.Do(context.Background(), "KEYS", "t-"+alg+":*")
 			if err != nil || len(n.Array) != 2 {
 				t.Fatalf("keys %v %v", n, err)
 			}
@@ -119,7 +180,7 @@ func TestFailoverAndRecovery(t *testing.T) {
 			if rd.cmd == nil {
 				rd.start(t)
 			}
-			l := redisHandler(t, rd.addr(), clock.now, func(c *Config) {
+			l, rdb := redisHandler(t, rd.addr(), clock.now, func(c *Config) {
 				c.FailurePolicy = policy
 				c.KeyPrefix = "f-" + policy
 				c.Redis.Timeout = "50ms"
@@ -155,21 +216,21 @@ func TestFailoverAndRecovery(t *testing.T) {
 					t.Fatalf("closed: %d %v", w.Code, w.Header())
 				}
 			}
-			if !l.brk.isDown() || l.logged != 1 {
-				t.Fatalf("down %v, %d log lines", l.brk.isDown(), l.logged)
+			if !l.redisBreaker.isDown() || events(t, &logs, "redis_failover") != 1 || events(t, &logs, "redis_recovered") != 0 {
+				t.Fatalf("down %v, log:\n%s", l.redisBreaker.isDown(), logs.String())
 			}
-			stats := l.rdb.Stats()
+			stats := rdb.Stats()
 			// While backing off, requests do not touch Redis.
 			for i := 0; i < 10; i++ {
 				hit(l, "c")
 			}
-			if l.rdb.Stats().DialErrors != stats.DialErrors {
+			if rdb.Stats().DialErrors != stats.DialErrors {
 				t.Fatal("requests dialled Redis during the backoff")
 			}
 			// A failed probe after 1s doubles the backoff.
 			clock.add(time.Second)
 			hit(l, "c")
-			if backoff, _ := l.brk.state(); backoff != 2*time.Second {
+			if backoff, _ := breakerState(l.redisBreaker); backoff != 2*time.Second {
 				t.Fatalf("backoff %s after a failed probe", backoff)
 			}
 			rd.start(t)
@@ -178,8 +239,8 @@ func TestFailoverAndRecovery(t *testing.T) {
 				// Redis restarted empty: the probe is the 1st request counted there.
 				t.Fatalf("after restart: %d %v", w.Code, w.Header())
 			}
-			if l.brk.isDown() || l.logged != 2 {
-				t.Fatalf("down %v, %d log lines", l.brk.isDown(), l.logged)
+			if l.redisBreaker.isDown() || events(t, &logs, "redis_failover") != 1 || events(t, &logs, "redis_recovered") != 1 {
+				t.Fatalf("down %v, log:\n%s", l.redisBreaker.isDown(), logs.String())
 			}
 			// Both lines in Traefik's JSON log shape: failover is a warning, recovery info.
 			levels := map[string]string{}
@@ -219,20 +280,16 @@ func TestPoolClosedWithContext(t *testing.T) {
 		t.Fatalf("before cancel: %d", w.Code)
 	}
 	l := h.(*rateLimit)
-	if l.rdb.Stats().Open != 1 {
-		t.Fatalf("stats %+v", l.rdb.Stats())
+	var logs bytes.Buffer
+	l.logTo = &logs
+	if n := serverClients(t, rd.addr()); n != 1 {
+		t.Fatalf("redis has %d client connections, want the pool's one", n)
 	}
 	cancel()
-	deadline := time.Now().Add(2 * time.Second)
-	for l.rdb.Stats().Open != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pool still open after cancel: %+v", l.rdb.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitServerClients(t, rd.addr(), 0)
 	// Requests still in flight after a reload get the policy, without a failover.
-	if w := hit(h, "a"); w.Code != 503 || l.brk.isDown() || l.logged != 0 {
-		t.Fatalf("after cancel: %d, down %v, logged %d", w.Code, l.brk.isDown(), l.logged)
+	if w := hit(h, "a"); w.Code != 503 || l.redisBreaker.isDown() || logs.Len() != 0 {
+		t.Fatalf("after cancel: %d, down %v, log:\n%s", w.Code, l.redisBreaker.isDown(), logs.String())
 	}
 }
 
@@ -256,11 +313,15 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		t.Fatal(err1, err2, err3)
 	}
-	if h1.(*rateLimit).rdb != h2.(*rateLimit).rdb {
-		t.Fatal("two middlewares with the same Redis options got separate pools")
+	// One after the other, the requests of h1 and h2 reuse one idle connection if they share
+	// a pool; h3's options open a second.
+	for _, h := range []http.Handler{h1, h2, h1, h2, h3} {
+		if w := hit(h, "a"); w.Code != 200 {
+			t.Fatalf("status %d", w.Code)
+		}
 	}
-	if h3.(*rateLimit).rdb == h1.(*rateLimit).rdb {
-		t.Fatal("other Redis options share the pool")
+	if n := serverClients(t, rd.addr()); n != 2 {
+		t.Fatalf("redis has %d client connections, want 2: one per pool (same options share one)", n)
 	}
 	if n := poolCount(rd.addr()); n != 2 {
 		t.Fatalf("pools = %d, want 2", n)
@@ -278,7 +339,27 @@ func TestPoolSharedPerRedisOptions(t *testing.T) {
 	if poolCount(rd.addr()) != 1 {
 		t.Fatalf("pools = %d after both users left, want 1", poolCount(rd.addr()))
 	}
-	if _, err := h1.(*rateLimit).rdb.Do(context.Background(), "PING"); err == nil {
-		t.Fatal("the shared pool is still open after its last user left")
+	// The shared pool closed its connection; h3's stays.
+	waitServerClients(t, rd.addr(), 1)
+}
+
+// BenchmarkServeHTTPAllowed measures ServeHTTP, compiled, for an allowed request of a client
+// whose command is cached (one EVALSHA on a loopback redis-server included); the interpreted
+// figure is integration/plugintest's BenchmarkRateLimitAllowed.
+func BenchmarkServeHTTPAllowed(b *testing.B) {
+	rd := startRedis(b)
+	l, _ := redisHandler(b, rd.addr(), time.Now, func(c *Config) {
+		c.KeyPrefix = "bench"
+		c.Limits = []Limit{{Requests: 1000000000, Window: "1h"}, {Requests: 1000000000, Window: "24h"}}
+	})
+	r := hitRequest("svc")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := httptest.NewRecorder()
+		l.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
 	}
 }

@@ -1,15 +1,21 @@
 package ratelimit
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
-func testHandler(t *testing.T, edit func(c *Config)) *rateLimit {
-	t.Helper()
+// testHandler builds a middleware (3 requests per second and 10 per hour unless edit changes
+// it) that does not connect to Redis unless a request needs it.
+func testHandler(tb testing.TB, edit func(c *Config)) *rateLimit {
+	tb.Helper()
 	c := CreateConfig()
 	c.Limits = []Limit{{Requests: 3, Window: "1s"}, {Requests: 10, Window: "1h"}}
 	if edit != nil {
@@ -17,13 +23,9 @@ func testHandler(t *testing.T, edit func(c *Config)) *rateLimit {
 	}
 	s, err := c.compile()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	l, err := newHandler(http.NotFoundHandler(), s, "test", time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.rdb.Close() })
+	l, _ := newHandler(tb, http.NotFoundHandler(), s, time.Now)
 	return l
 }
 
@@ -90,12 +92,63 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
-func TestKeysAndHeaders(t *testing.T) {
-	l := testHandler(t, nil)
-	keys := l.set.keys("ptb:rl:{ip=192.0.2.1")
-	if strings.Join(keys, " ") != "ptb:rl:{ip=192.0.2.1}:sw:1s ptb:rl:{ip=192.0.2.1}:sw:1h" {
-		t.Fatalf("keys %q", keys)
+// TestKeyFormat reads the keys the scripts wrote in Redis for clients of each kind.
+func TestKeyFormat(t *testing.T) {
+	rd := startRedis(t)
+	long := strings.Repeat("a", 65)
+	for _, tc := range []struct {
+		desc   string
+		alg    string
+		client string // X-Auth-Client, "" for none (the "ip" source)
+		want   []string
+	}{
+		{desc: "ip source", alg: AlgorithmSlidingWindow, want: []string{"kf:{ip=192.0.2.1}:sw:1h", "kf:{ip=192.0.2.1}:sw:1s"}},
+		{desc: "header source", alg: AlgorithmGCRA, client: "svc", want: []string{"kf:{x-auth-client=svc}:gcra:1h", "kf:{x-auth-client=svc}:gcra:1s"}},
+		{desc: "long value hashed", alg: AlgorithmSlidingLog, client: long,
+			want: []string{"kf:{x-auth-client=" + hashClient(long) + "}:sl:1h", "kf:{x-auth-client=" + hashClient(long) + "}:sl:1s"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			l, rdb := redisHandler(t, rd.addr(), time.Now, func(c *Config) {
+				c.Algorithm = tc.alg
+				c.KeyPrefix = "kf"
+				c.Limits = []Limit{{Requests: 3, Window: "1s"}, {Requests: 10, Window: "1h"}}
+			})
+			mustFlush(t, rdb)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "192.0.2.1:1234"
+			if tc.client != "" {
+				r.Header.Set("X-Auth-Client", tc.client)
+			}
+			w := httptest.NewRecorder()
+			l.ServeHTTP(w, r)
+			if w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			v, err := rdb.Do(context.Background(), "KEYS", "*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, k := range v.Array {
+				got = append(got, k.Str)
+			}
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Fatalf("keys %q, want %q", got, tc.want)
+			}
+		})
 	}
+}
+
+func mustFlush(tb testing.TB, rdb *resp.Client) {
+	tb.Helper()
+	if _, err := rdb.Do(context.Background(), "FLUSHALL"); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestArgsAndHeaders(t *testing.T) {
+	l := testHandler(t, nil)
 	if strings.Join(l.set.args, " ") != "3 1000 10 3600000" {
 		t.Fatalf("args %q", l.set.args)
 	}

@@ -42,13 +42,6 @@ func newLocalLimiter(max int) *localLimiter {
 	return &localLimiter{half: half, cur: map[string]*localEntry{}, prev: map[string]*localEntry{}}
 }
 
-// size is the number of clients held.
-func (l *localLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.cur) + len(l.prev)
-}
-
 // allow checks and counts one request of the client key base against set at now.
 func (l *localLimiter) allow(key string, set *limitSet, now time.Time) decision {
 	ms := now.UnixNano() / int64(time.Millisecond)

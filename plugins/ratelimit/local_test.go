@@ -53,7 +53,7 @@ func TestLocalLimiterBounded(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		l.allow(string(rune('A'+i%50))+string(rune(i)), set, now)
 	}
-	if n := l.size(); n > 10 {
+	if n := localClients(l); n > 10 {
 		t.Fatalf("%d clients held, max 10", n)
 	}
 }
@@ -84,7 +84,7 @@ func TestBreaker(t *testing.T) {
 	want := []time.Duration{2, 4, 8, 16, 30, 30}
 	for _, w := range want {
 		b.fail(true)
-		backoff, at := b.state()
+		backoff, at := breakerState(b)
 		if backoff != w*time.Second || !at.Equal(now.Add(backoff)) {
 			t.Fatalf("backoff %s at %s, want %ds", backoff, at, w)
 		}
@@ -107,7 +107,21 @@ func TestBreaker(t *testing.T) {
 	if !b.fail(false) {
 		t.Fatal("a new outage is reported again")
 	}
-	if backoff, _ := b.state(); backoff != time.Second {
+	if backoff, _ := breakerState(b); backoff != time.Second {
 		t.Fatalf("backoff restarts at 1s, got %s", backoff)
 	}
+}
+
+// localClients is the number of clients l holds.
+func localClients(l *localLimiter) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.cur) + len(l.prev)
+}
+
+// breakerState returns b's current backoff and the time of its next probe.
+func breakerState(b *breaker) (time.Duration, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.backoff, b.retryAt
 }

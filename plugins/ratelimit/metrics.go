@@ -68,8 +68,8 @@ func newCounters(name string) counters {
 
 // refuse counts, logs (sampled) and sends a 429.
 func (l *rateLimit) refuse(rw http.ResponseWriter, req *http.Request, set *limitSet, d decision) {
-	atomic.AddInt64(l.m.limited, 1)
-	if l.m.limitedLog != nil {
+	atomic.AddInt64(l.counters.limited, 1)
+	if l.counters.limitedLog != nil {
 		l.logRefusal(req, set, d)
 	}
 	refuse(rw, set, l.headers, d)
@@ -78,7 +78,7 @@ func (l *rateLimit) refuse(rw http.ResponseWriter, req *http.Request, set *limit
 // logRefusal writes the rejection line (never the client's key), unless the middleware is
 // over its lines per second.
 func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
-	ok, dropped := l.m.limitedLog.Allow(time.Now())
+	ok, dropped := l.counters.limitedLog.Allow(time.Now())
 	if !ok {
 		return
 	}
@@ -94,7 +94,7 @@ func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
 		"event":          "rate_limited",
 		"limit":          limit,
 		"retry_after":    d.retry,
-		"redis":          atomic.LoadInt32(&l.brk.down) == 0,
+		"redis":          !l.redisBreaker.isDown(),
 	}
 	metrics.LogRequest(l.logTo, req, dropped, fields)
 }

@@ -22,7 +22,7 @@ type testRedis struct {
 
 const redisBinary = "/usr/bin/redis-server"
 
-func startRedis(t *testing.T) *testRedis {
+func startRedis(t testing.TB) *testRedis {
 	t.Helper()
 	if _, err := exec.LookPath(redisBinary); err != nil {
 		t.Fatalf("%s is required (apt-get install redis-server): %v", redisBinary, err)
@@ -41,7 +41,7 @@ func startRedis(t *testing.T) *testRedis {
 
 func (r *testRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 
-func (r *testRedis) start(t *testing.T) {
+func (r *testRedis) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(redisBinary, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir)

@@ -1,9 +1,15 @@
 package ratelimit
 
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
 // The scripts check and count every limit of a request in one call: KEYS holds one key per
 // limit (all with the same {client} hash tag, so one slot), ARGV two values per limit. A
 // request refused by any limit is counted by none. Time is Redis' own (TIME), never the
-// gateway's. Each answers a status reply "allowed index remaining reset retry item" (read with
+// gateway's. Each answers a status reply "allowed index remaining reset retry item retryms" (read with
 // one line read, cheap under Yaegi): allowed (0|1), index of the most restrictive limit
 // (1-based: lowest remaining, then longest reset), its remaining, its seconds until fully reset
 // (ceil), seconds until a retry can pass (ceil, >= 1, 0 when allowed), the RateLimit header
@@ -15,8 +21,60 @@ package ratelimit
 //
 // redis.replicate_commands() lets Redis < 5 replicate writes made after TIME (a no-op since).
 
-// replyFields is the number of space-separated fields of a script's reply.
-const replyFields = 7
+// Positions of the space-separated fields of a script's reply.
+const (
+	fieldAllowed   = iota // "1" allowed, "0" refused
+	fieldIndex            // the most restrictive limit, 1-based: one digit
+	fieldRemaining        // its remaining
+	fieldReset            // its seconds until fully reset
+	fieldRetry            // seconds until a retry can pass, 0 when allowed
+	fieldItem             // its RateLimit header item
+	fieldRetryMS          // milliseconds until a retry can pass, 0 when allowed
+	replyFields           // the number of fields
+)
+
+// reply is a script's reply, parsed once (parseReply). ServeHTTP reads the fields of an
+// allowed reply itself, without this.
+type reply struct {
+	allowed   bool
+	index     int    // the most restrictive limit, 0-based
+	remaining string // its remaining, decimal as in the reply (a header value)
+	reset     string // its seconds until fully reset, likewise
+	retry     int64  // seconds until a retry can pass, 0 when allowed
+	retryMS   int64  // milliseconds until a retry can pass, 0 when allowed
+}
+
+// errUnexpectedReply is the failure of a script reply that cannot be read.
+var errUnexpectedReply = errors.New("unexpected script reply")
+
+// parseReply parses the status reply of a script, or passes on the error of its command: the
+// error is err, errUnexpectedReply when status is not a reply of these scripts, else nil.
+func parseReply(status string, err error) (reply, error) {
+	if err != nil {
+		return reply{}, err
+	}
+	f := strings.Split(status, " ")
+	if len(f) != replyFields || len(f[fieldIndex]) != 1 {
+		return reply{}, errUnexpectedReply
+	}
+	retry, _ := strconv.ParseInt(f[fieldRetry], 10, 64)
+	retryMS, _ := strconv.ParseInt(f[fieldRetryMS], 10, 64)
+	return reply{
+		allowed:   f[fieldAllowed] == "1",
+		index:     int(f[fieldIndex][0]) - '1',
+		remaining: f[fieldRemaining],
+		reset:     f[fieldReset],
+		retry:     retry,
+		retryMS:   retryMS,
+	}, nil
+}
+
+// refusal is the decision of a refusing reply.
+func (r reply) refusal() decision {
+	remaining, _ := strconv.ParseInt(r.remaining, 10, 64)
+	reset, _ := strconv.ParseInt(r.reset, 10, 64)
+	return decision{index: r.index, remaining: remaining, reset: reset, retry: r.retry}
+}
 
 // scriptTail picks the most restrictive limit (among the refusing ones when refused) and
 // builds the reply. unit converts the script's time unit to seconds.

@@ -139,32 +139,51 @@ func (c *Client) failed(ctx context.Context, cn *conn, cmd []byte, name string, 
 		c.put(cn)
 		return v, re
 	}
-	retry := cn.reused && cn.noReply && !isTimeout(err)
-	c.discard(cn, err)
-	if retry {
-		c.dropIdle()
-		cn2, err2 := c.dial(ctx)
-		if err2 != nil {
-			c.release()
-			return Value{}, err2
-		}
-		c.mu.Lock()
-		c.stats.Retries++
-		c.mu.Unlock()
-		v2, err2 := cn2.roundTrip(cmd, c.deadline(ctx))
-		if err2 == nil {
-			c.put(cn2)
-			return v2, nil
-		}
-		if re, ok := err2.(RedisError); ok {
-			c.put(cn2)
-			return v2, re
-		}
-		c.discard(cn2, err2)
-		err = err2
+	if !deadOnArrival(cn, cn.noReply, err) {
+		c.discard(cn, err)
+		c.release()
+		return Value{}, fmt.Errorf("resp: %s: %w", name, err)
 	}
+	cn2, err2 := c.redial(ctx, cn, err)
+	if err2 != nil {
+		return Value{}, err2
+	}
+	v2, err2 := cn2.roundTrip(cmd, c.deadline(ctx))
+	if err2 == nil {
+		c.put(cn2)
+		return v2, nil
+	}
+	if re, ok := err2.(RedisError); ok {
+		c.put(cn2)
+		return v2, re
+	}
+	c.discard(cn2, err2)
 	c.release()
-	return Value{}, fmt.Errorf("resp: %s: %w", name, err)
+	return Value{}, fmt.Errorf("resp: %s: %w", name, err2)
+}
+
+// deadOnArrival tells whether a command that failed with err on cn is worth sending again on a
+// new connection: cn had been idle in the pool and no byte of the reply came, without a
+// timeout (the server closed the connection meanwhile, e.g. it restarted).
+func deadOnArrival(cn *conn, noReply bool, err error) bool {
+	return cn.reused && noReply && !isTimeout(err)
+}
+
+// redial is the retry of a command whose idle connection cn turned out dead (deadOnArrival):
+// cn and the other idle connections are closed, and a new connection is opened in cn's slot.
+// If that fails the slot is freed.
+func (c *Client) redial(ctx context.Context, cn *conn, err error) (*conn, error) {
+	c.discard(cn, err)
+	c.dropIdle()
+	cn2, err2 := c.dial(ctx)
+	if err2 != nil {
+		c.release()
+		return nil, err2
+	}
+	c.mu.Lock()
+	c.stats.Retries++
+	c.mu.Unlock()
+	return cn2, nil
 }
 
 // deadline is the I/O deadline of a command starting now.

@@ -144,7 +144,7 @@ func (cl *clusterMap) status(ctx context.Context, p *Prepared, cmd []byte, slot 
 	if node == nil {
 		return "", cl.noNode()
 	}
-	status, err := node.evalStatusCmd(ctx, p, cmd)
+	status, err := node.runStatus(ctx, p, cmd)
 	if err == nil {
 		return status, nil
 	}
@@ -218,7 +218,7 @@ func (cl *clusterMap) redirect(ctx context.Context, p *Prepared, cmd []byte, slo
 	if code == "MOVED" {
 		count(cl.opts.Counters.Moved)
 		cl.refreshSoon()
-		status, err2 := node.evalStatusCmd(ctx, p, cmd)
+		status, err2 := node.runStatus(ctx, p, cmd)
 		return status, redirected(err2)
 	}
 	count(cl.opts.Counters.Ask)

@@ -17,7 +17,7 @@ type conn struct {
 	maxBytes int
 	reused   bool // has been in the idle pool
 	addr     string
-	noReply  bool // the last command failed before any byte of its reply arrived
+	noReply  bool // roundTrip: the last command failed before any byte of its reply arrived
 }
 
 // roundTrip writes one encoded command and reads its reply. An error reply is returned as

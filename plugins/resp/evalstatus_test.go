@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEvalStatus(t *testing.T) {
@@ -91,13 +92,13 @@ func TestKeyed(t *testing.T) {
 	if _, err := k.StatusFor(ctx, strings.Repeat("x", maxCachedKey+1), "{c"); err != nil {
 		t.Fatal(err)
 	}
-	if n := k.cached(); n != 1 {
+	if n := cachedCommands(k); n != 1 {
 		t.Fatalf("%d commands cached, want 1", n)
 	}
 	for i := 0; i < maxCachedCommands; i++ {
 		k.mustCache(t, strconv.Itoa(i))
 	}
-	if n := k.cached(); n > maxCachedCommands {
+	if n := cachedCommands(k); n > maxCachedCommands {
 		t.Fatalf("%d commands cached, bound %d", n, maxCachedCommands)
 	}
 	if st := c.Stats(); st.Open != 1 || st.Idle != 1 {
@@ -111,7 +112,7 @@ func TestKeyed(t *testing.T) {
 }
 
 // mustCache caches the command of key without sending it.
-func (k *Keyed) mustCache(t *testing.T, key string) {
+func (k *Keyed) mustCache(t testing.TB, key string) {
 	t.Helper()
 	k.c.mu.Lock()
 	if len(k.cmds) >= maxCachedCommands {
@@ -119,4 +120,44 @@ func (k *Keyed) mustCache(t *testing.T, key string) {
 	}
 	k.cmds[key] = []byte("x")
 	k.c.mu.Unlock()
+}
+
+// cachedCommands returns the number of commands k has cached.
+func cachedCommands(k *Keyed) int {
+	k.c.mu.Lock()
+	defer k.c.mu.Unlock()
+	return len(k.cmds)
+}
+
+// TestStatusRetry: a cached command whose idle connections died with a server restart is
+// sent once more, on a new connection (statusReply's first retry).
+func TestStatusRetry(t *testing.T) {
+	s := newRedis(t, true)
+	c := newClient(t, Options{Address: s.addr(), PoolSize: 4, Timeout: time.Second})
+	ctx := context.Background()
+	echo := NewScript(`return redis.status_reply(KEYS[1])`)
+	k, err := c.Keyed(echo.Prepare(1, nil), []string{"}:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.StatusFor(ctx, "a", "{a"); err != nil || got != "{a}:1" {
+		t.Fatalf("StatusFor: %q, %v", got, err)
+	}
+	s.stop()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted server has no scripts: load this one from another client, so that the
+	// retry answers.
+	other := newClient(t, Options{Address: s.addr()})
+	if err := other.LoadScript(ctx, echo); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.Status(ctx, "a"); err != nil || got != "{a}:1" {
+		t.Fatalf("Status after a restart: %q, %v", got, err)
+	}
+	if st := c.Stats(); st.Retries != 1 || st.Open != 1 || st.Idle != 1 || st.Discarded != 1 {
+		t.Fatalf("stats %+v; want one retry on a new connection, the dead one discarded", st)
+	}
+	checkQuiet(t, c)
 }

@@ -24,8 +24,9 @@ const (
 //
 // It is the rate limiter's hot path under Yaegi, where every expression of a function costs
 // an allocation on each call: a cached command for an idle pooled connection is one lock,
-// one write, one line read and one lock, all in Status; everything else is in other
-// functions.
+// one write, one line read and one lock, all in KeyedStatus; everything else (no idle
+// connection, an error reply, a broken connection, the retry) is runStatus and statusReply
+// (evalstatus.go).
 type Keyed struct {
 	c        *Client
 	p        *Prepared
@@ -81,7 +82,6 @@ func KeyedStatus(k *Keyed, ctx context.Context, key string, now time.Time) (stri
 	c.idle = c.idle[:n]
 	c.slots++
 	mu.Unlock()
-	cn.noReply = true
 	cn.nc.SetDeadline(now.Add(k.timeout))
 	var line []byte
 	_, err := cn.nc.Write(cmd)
@@ -90,7 +90,8 @@ func KeyedStatus(k *Keyed, ctx context.Context, key string, now time.Time) (stri
 	}
 	n = len(line) - 2
 	if err != nil || n < 1 || line[0] != '+' || line[n] != '\r' {
-		return c.evalStatusSlow(ctx, cn, k.p, cmd, line, err)
+		// Anything but a status line: statusReply decides, and retries once when it may.
+		return c.statusReply(ctx, cn, k.p, cmd, line, err, true)
 	}
 	status := string(line[1:n])
 	// put, for the common case: the connection came from the idle pool, nobody waits.
@@ -111,7 +112,7 @@ func (k *Keyed) statusSlow(ctx context.Context, cmd []byte) (string, error) {
 	if cmd == nil {
 		return "", ErrNotCached
 	}
-	return k.c.evalStatusCmd(ctx, k.p, cmd)
+	return k.c.runStatus(ctx, k.p, cmd)
 }
 
 // StatusFor runs the script for the keys of base, like EvalStatus, and caches the command
@@ -135,14 +136,7 @@ func (k *Keyed) StatusFor(ctx context.Context, key, base string) (string, error)
 		k.cmds[key] = cmd
 		c.mu.Unlock()
 	}
-	return k.c.evalStatusCmd(ctx, k.p, cmd)
-}
-
-// cached returns the number of cached commands, for tests.
-func (k *Keyed) cached() int {
-	k.c.mu.Lock()
-	defer k.c.mu.Unlock()
-	return len(k.cmds)
+	return k.c.runStatus(ctx, k.p, cmd)
 }
 
 // Forget drops the command cached for key: until the next StatusFor, Status for key sends

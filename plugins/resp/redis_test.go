@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 }
 
 // sharedRedis returns the shared server of this kind ("plain", "auth", "tls"), started once.
-func sharedRedis(t *testing.T, kind string) *redisServer {
+func sharedRedis(t testing.TB, kind string) *redisServer {
 	t.Helper()
 	serversMu.Lock()
 	s := shared[kind]
@@ -93,7 +93,7 @@ const (
 
 // newRedis starts a redis-server on a free loopback port. perTest: stopped when t ends,
 // otherwise at the end of the test binary.
-func newRedis(t *testing.T, perTest bool, args ...string) *redisServer {
+func newRedis(t testing.TB, perTest bool, args ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath(redisBinary); err != nil {
 		t.Fatalf("redis-server is required by these tests and was not found in PATH (apt-get install redis-server): %v", err)
@@ -130,7 +130,7 @@ func newRedis(t *testing.T, perTest bool, args ...string) *redisServer {
 	return nil
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -236,7 +236,7 @@ func (s *redisServer) logs() string {
 }
 
 // newClient returns a Client to s, closed when t ends.
-func newClient(t *testing.T, opts Options) *Client {
+func newClient(t testing.TB, opts Options) *Client {
 	t.Helper()
 	c, err := New(opts)
 	if err != nil {
@@ -247,7 +247,7 @@ func newClient(t *testing.T, opts Options) *Client {
 }
 
 // do runs a command with a background context and fails the test on any error.
-func mustDo(t *testing.T, c *Client, args ...string) Value {
+func mustDo(t testing.TB, c *Client, args ...string) Value {
 	t.Helper()
 	v, err := c.Do(context.Background(), args...)
 	if err != nil {
@@ -257,7 +257,7 @@ func mustDo(t *testing.T, c *Client, args ...string) Value {
 }
 
 // serverConns counts the server's client connections other than observer's own.
-func serverConns(t *testing.T, observer *Client) int {
+func serverConns(t testing.TB, observer *Client) int {
 	t.Helper()
 	n, err := countConns(observer)
 	if err != nil {
@@ -282,7 +282,7 @@ func countConns(observer *Client) (int, error) {
 }
 
 // waitFor polls cond for up to 2s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for !cond() {
@@ -300,7 +300,7 @@ func isRedisError(err error, prefix string) bool {
 
 // checkQuiet checks a Client with no command running: every slot free, nobody waiting,
 // every open connection idle.
-func checkQuiet(t *testing.T, c *Client) {
+func checkQuiet(t testing.TB, c *Client) {
 	t.Helper()
 	c.mu.Lock()
 	slots := c.slots

@@ -33,7 +33,7 @@ var (
 
 // tlsServerArgs returns the redis-server arguments of a TLS-only server (the "--tls-port"
 // marker makes start put the port there and set --port 0).
-func tlsServerArgs(t *testing.T) []string {
+func tlsServerArgs(t testing.TB) []string {
 	t.Helper()
 	p := testCerts(t)
 	return []string{"--tls-port",
@@ -43,7 +43,7 @@ func tlsServerArgs(t *testing.T) []string {
 		"--tls-auth-clients", "no"}
 }
 
-func testCerts(t *testing.T) testPKI {
+func testCerts(t testing.TB) testPKI {
 	t.Helper()
 	pkiOnce.Do(func() {
 		pki, pkiErr = makePKI()

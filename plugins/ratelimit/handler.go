@@ -148,7 +148,7 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	start := time.Now()
-	status, err := resp.KeyedStatus(l.hotKeyed, req.Context(), vs[0], start)
+	status, err := resp.KeyedStatus(req.Context(), l.hotKeyed, vs[0], start)
 	fields := strings.Split(status, " ")
 	if err != nil || len(fields) != replyFields || fields[fieldAllowed] != "1" || len(fields[fieldIndex]) != 1 {
 		l.afterCached(rw, req, l.set, status, err, start.UnixNano())
@@ -180,7 +180,7 @@ func (l *rateLimit) decide(rw http.ResponseWriter, req *http.Request) {
 		set := l.overrideFor(key)
 		if set.keyed != nil {
 			start := time.Now()
-			status, err := resp.KeyedStatus(set.keyed, req.Context(), key, start)
+			status, err := resp.KeyedStatus(req.Context(), set.keyed, key, start)
 			l.afterCached(rw, req, set, status, err, start.UnixNano())
 			return
 		}

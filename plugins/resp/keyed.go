@@ -60,14 +60,14 @@ func (c *Client) Keyed(p *Prepared, suffixes []string) (*Keyed, error) {
 // Status is EvalStatus with the command cached for key by an earlier StatusFor. Without one
 // it sends nothing and returns ErrNotCached.
 func (k *Keyed) Status(ctx context.Context, key string) (string, error) {
-	return KeyedStatus(k, ctx, key, time.Now())
+	return KeyedStatus(ctx, k, key, time.Now())
 }
 
 // KeyedStatus is k.Status for a caller that has just read the clock (now): the I/O deadline
 // is now+Timeout. It is a function, not a method, for the interpreter: under Yaegi a method
 // call costs ~20 more allocations than a function call (the receiver), and a clock read
 // about ten.
-func KeyedStatus(k *Keyed, ctx context.Context, key string, now time.Time) (string, error) {
+func KeyedStatus(ctx context.Context, k *Keyed, key string, now time.Time) (string, error) {
 	c := k.c
 	mu := &c.mu
 	mu.Lock()

@@ -18,21 +18,8 @@ import (
 // the token, and at most authLogPerSecond lines a second per middleware, the next line written
 // reporting how many were suppressed.
 func TestAuthFailureLog(t *testing.T) {
-	f := newFakeIdP(t)
-	cfg := CreateConfig()
-	cfg.Issuer = f.issuerURL()
-	s, err := cfg.compile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	buf := &syncBuffer{}
-	// The sampler is shared by the middlewares of one name: a name of this run's own.
-	name := "logtest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	a := newHandlerTo(ctx, http.NotFoundHandler(), s, name, buf)
-	clock := time.Now()
-	a.now = func() time.Time { return clock } // every refusal in one second of the clock
+	clock := time.Now() // every refusal in one second of the clock
+	a, buf := newLogTestAuth(t, "logtest-", &clock)
 	malformed := atomic.LoadInt64(a.rej.malformed.count)
 
 	const secret = "secret-token-value"
@@ -66,7 +53,7 @@ func TestAuthFailureLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m["event"] != "auth_failure" || m["reason"] != "malformed" || m["request_id"] != "req-0001" ||
-		m["middlewareName"] != name || m["status"] != float64(401) || m["level"] != "info" ||
+		m["middlewareName"] != a.name || m["status"] != float64(401) || m["level"] != "info" ||
 		m["message"] != "request refused: malformed" || m["component"] != "jwtauth" {
 		t.Errorf("line %v", m)
 	}
@@ -106,20 +93,8 @@ func (s *syncBuffer) String() string {
 // suppressed; the first line of the next second reports how many were, whatever the wall
 // clock says.
 func TestAuthFailureLogFollowsTheClock(t *testing.T) {
-	f := newFakeIdP(t)
-	cfg := CreateConfig()
-	cfg.Issuer = f.issuerURL()
-	s, err := cfg.compile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	buf := &syncBuffer{}
-	// The sampler is shared by the middlewares of one name: a name of this run's own.
-	a := newHandlerTo(ctx, http.NotFoundHandler(), s, "logclock-"+strconv.FormatInt(time.Now().UnixNano(), 36), buf)
 	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	a.now = func() time.Time { return clock }
+	a, buf := newLogTestAuth(t, "logclock-", &clock)
 
 	lines := func() []map[string]any {
 		var out []map[string]any
@@ -172,4 +147,24 @@ func TestAuthFailureLogFollowsTheClock(t *testing.T) {
 	if got := len(lines()); got != 2*authLogPerSecond {
 		t.Fatalf("%d lines, want %d (the second second is bounded too)", got, 2*authLogPerSecond)
 	}
+}
+
+// newLogTestAuth is a middleware logging into the returned buffer, on the clock *clock (the
+// test moves it), named prefix plus a suffix of this run's own: the log sampler is shared by
+// the middlewares of one name.
+func newLogTestAuth(t testing.TB, prefix string, clock *time.Time) (*jwtAuth, *syncBuffer) {
+	t.Helper()
+	f := newFakeIdP(t)
+	cfg := CreateConfig()
+	cfg.Issuer = f.issuerURL()
+	s, err := cfg.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	buf := &syncBuffer{}
+	a := newHandlerTo(ctx, http.NotFoundHandler(), s, prefix+strconv.FormatInt(time.Now().UnixNano(), 36), buf)
+	a.now = func() time.Time { return *clock }
+	return a, buf
 }

@@ -22,6 +22,9 @@ var (
 	memoryDuration = envDuration("BENCH_MEMORY_DURATION", 10*time.Minute)
 	memoryRate     = envInt("BENCH_MEMORY_RATE", 1000)
 	memoryAnchor   = envDuration("BENCH_MEMORY_ANCHOR", 2*time.Minute)
+	// memoryEnv is added to the environment of the gateway's Traefik only ("K=V K2=V2"), to
+	// try runtime settings such as GOMEMLIMIT against Traefik alone with its defaults.
+	memoryEnv = strings.Fields(os.Getenv("BENCH_MEMORY_ENV"))
 )
 
 // TestBenchMemory reports Traefik's resident memory: with no plugin, with every plugin of
@@ -110,6 +113,7 @@ func TestBenchMemory(t *testing.T) {
 	ga.Stop()
 
 	opts.Wait = []string{"api-v1@file", "native-chain@file"}
+	opts.Env = append(opts.Env, memoryEnv...)
 	full := gatewaytest.StartWith(t, opts)
 	start := residentKiB(t, full.Pid())
 	samples, codes := load(full, "/api/v1/accounts", memoryDuration)
@@ -127,7 +131,7 @@ func TestBenchMemory(t *testing.T) {
 	for _, s := range aloneSamples {
 		row(fmt.Sprintf("Traefik alone, native chain, after %s at %d req/s (goroutines %d)", s.at, memoryRate, s.gor), s.rss)
 	}
-	row("the gateway as shipped (static/, dynamic/), ready", start)
+	row(fmt.Sprintf("the gateway as shipped (static/, dynamic/), ready%s", envNote(memoryEnv)), start)
 	for _, s := range samples {
 		row(fmt.Sprintf("the gateway, full chain, after %s at %d req/s (goroutines %d)", s.at, memoryRate, s.gor), s.rss)
 	}
@@ -175,4 +179,12 @@ func goroutines(g *gatewaytest.Gateway) int {
 		}
 	}
 	return -1
+}
+
+// envNote names the extra environment of the gateway's Traefik in a row, "" for none.
+func envNote(env []string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(env, " ") + ")"
 }

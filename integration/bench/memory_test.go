@@ -69,9 +69,13 @@ func TestBenchMemory(t *testing.T) {
 	h.Set("Origin", "https://portal.pavilion.example")
 	h.Set("Accept-Encoding", "gzip")
 	type sample struct {
-		at  time.Duration
-		rss int64
-		gor int
+		at         time.Duration
+		rss        int64
+		anon, file int64 // RssAnon, RssFile
+		gor        int
+	}
+	sampleOf := func(g *gatewaytest.Gateway, at time.Duration) sample {
+		return sample{at: at, rss: residentKiB(t, g.Pid()), anon: statusKiB(t, g.Pid(), "RssAnon"), file: statusKiB(t, g.Pid(), "RssFile"), gor: goroutines(g)}
 	}
 	// load sends authenticated requests to path at memoryRate for d and samples the
 	// process's memory every 30 seconds.
@@ -88,7 +92,7 @@ func TestBenchMemory(t *testing.T) {
 			for {
 				select {
 				case <-tick.C:
-					samples = append(samples, sample{time.Since(began).Round(time.Second), residentKiB(t, g.Pid()), goroutines(g)})
+					samples = append(samples, sampleOf(g, time.Since(began).Round(time.Second)))
 				case <-stop:
 					return
 				}
@@ -100,7 +104,7 @@ func TestBenchMemory(t *testing.T) {
 		}
 		close(stop)
 		<-done
-		return append(samples, sample{time.Since(began).Round(time.Second), residentKiB(t, g.Pid()), goroutines(g)}), codes
+		return append(samples, sampleOf(g, time.Since(began).Round(time.Second))), codes
 	}
 
 	// Traefik alone: the gateway's static configuration without the plugins, the native
@@ -129,11 +133,11 @@ func TestBenchMemory(t *testing.T) {
 	row("the two the gateway uses, pavilion + health (same)", twoPlugins)
 	row("Traefik alone: static/ without plugins, ready", aloneStart)
 	for _, s := range aloneSamples {
-		row(fmt.Sprintf("Traefik alone, native chain, after %s at %d req/s (goroutines %d)", s.at, memoryRate, s.gor), s.rss)
+		row(fmt.Sprintf("Traefik alone, native chain, after %s at %d req/s (goroutines %d; anon %.1f, file %.1f MiB)", s.at, memoryRate, s.gor, float64(s.anon)/1024, float64(s.file)/1024), s.rss)
 	}
 	row(fmt.Sprintf("the gateway as shipped (static/, dynamic/), ready%s", envNote(memoryEnv)), start)
 	for _, s := range samples {
-		row(fmt.Sprintf("the gateway, full chain, after %s at %d req/s (goroutines %d)", s.at, memoryRate, s.gor), s.rss)
+		row(fmt.Sprintf("the gateway, full chain, after %s at %d req/s (goroutines %d; anon %.1f, file %.1f MiB)", s.at, memoryRate, s.gor, float64(s.anon)/1024, float64(s.file)/1024), s.rss)
 	}
 	end := samples[len(samples)-1].rss
 	fmt.Fprintf(&b, "\ntarget: the gateway within 1.5× of Traefik alone under the same load: %.2f× at the end (%s)\n", float64(end)/float64(aloneEnd), met(float64(end) <= 1.5*float64(aloneEnd)))
@@ -144,20 +148,28 @@ func TestBenchMemory(t *testing.T) {
 // residentKiB is VmRSS of a process, in KiB.
 func residentKiB(t *testing.T, pid int) int64 {
 	t.Helper()
+	return statusKiB(t, pid, "VmRSS")
+}
+
+// statusKiB is one "<field>: <n> kB" line of /proc/<pid>/status: VmRSS, or its parts
+// RssAnon (the heap, stacks: what the Go runtime and the interpreters allocate) and RssFile
+// (pages of the executable and other files that were touched).
+func statusKiB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				t.Fatalf("VmRSS: %q", line)
+				t.Fatalf("%s: %q", field, line)
 			}
 			return n
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 

@@ -36,16 +36,22 @@ func profile(t *testing.T, gw *traefiktest.Traefik, spec string, load func() flo
 }
 
 // profileURL runs load and, 2 seconds into it, takes from Traefik's pprof handlers at api
-// (api.debug) an 8-second CPU profile, or a 3-second execution trace when file ends in
-// ".trace" (read it with `go tool trace <file>`), written to file.
+// (api.debug) an 8-second CPU profile, a 3-second execution trace when file ends in
+// ".trace" (read it with `go tool trace <file>`), or the heap 8 seconds into the load when it
+// ends in ".heap" (`go tool pprof -sample_index=inuse_space -top <file>`), written to file.
 func profileURL(t *testing.T, api, file string, load func()) {
 	what := "profile?seconds=8"
+	wait := 2 * time.Second
 	if strings.HasSuffix(file, ".trace") {
 		what = "trace?seconds=3"
 	}
+	if strings.HasSuffix(file, ".heap") {
+		what = "heap"
+		wait = 10 * time.Second
+	}
 	done := make(chan struct{})
 	go func() { load(); close(done) }()
-	time.Sleep(2 * time.Second)
+	time.Sleep(wait)
 	resp, err := http.Get(api + "/debug/pprof/" + what)
 	if err != nil {
 		t.Fatal(err)

@@ -31,15 +31,21 @@ func serve(h http.Handler, method string) *httptest.ResponseRecorder {
 	return rec
 }
 
+// localRateLimit is a rateLimit section of requests per minute whose Redis never answers
+// (port 1): every request is counted by the local fallback.
+func localRateLimit(requests string) map[string]any {
+	return map[string]any{
+		"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
+		"limits":        []any{map[string]any{"requests": requests, "window": "1m"}},
+		"failurePolicy": "local",
+	}
+}
+
 func TestSectionsAreDecodedIntoTheirPlugins(t *testing.T) {
 	h, err := newSuite(t, &gateway.Config{
 		RequestID: map[string]any{"header": "X-Trace-Id", "trustIncoming": "false"},
 		JWT:       map[string]any{"issuer": "http://127.0.0.1:1/realms/pavilion", "optional": "true", "fetchTimeout": "50ms"},
-		RateLimit: map[string]any{
-			"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
-			"limits":        []any{map[string]any{"requests": "1", "window": "1m"}},
-			"failurePolicy": "local",
-		},
+		RateLimit: localRateLimit("1"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -218,11 +224,7 @@ func TestOrderRequestIDThenJWTThenRateLimit(t *testing.T) {
 	h, err := newSuite(t, &gateway.Config{
 		RequestID: map[string]any{"header": "X-Trace-Id"},
 		JWT:       map[string]any{"issuer": "http://127.0.0.1:1/realms/pavilion", "fetchTimeout": "50ms"},
-		RateLimit: map[string]any{
-			"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
-			"limits":        []any{map[string]any{"requests": "1", "window": "1m"}},
-			"failurePolicy": "local",
-		},
+		RateLimit: localRateLimit("1"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -273,11 +275,7 @@ func TestAbsentSectionsAreOff(t *testing.T) {
 		}
 	})
 	t.Run("rateLimit alone", func(t *testing.T) {
-		h, err := newSuite(t, &gateway.Config{RateLimit: map[string]any{
-			"redis":         map[string]any{"address": "127.0.0.1:1", "dialTimeout": "50ms"},
-			"limits":        []any{map[string]any{"requests": "5", "window": "1m"}},
-			"failurePolicy": "local",
-		}})
+		h, err := newSuite(t, &gateway.Config{RateLimit: localRateLimit("5")})
 		if err != nil {
 			t.Fatal(err)
 		}

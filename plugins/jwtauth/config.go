@@ -415,11 +415,6 @@ func (c *Config) compile() (*settings, error) {
 	return s, nil
 }
 
-// isHTTPURL is confmap.IsHTTPURL (the one rule for URL options), for jwks.go's discovery.
-func isHTTPURL(s string) bool {
-	return confmap.IsHTTPURL(s)
-}
-
 // headerVariants returns the canonical forms of name with each '-' or '_' replaced by either:
 // CGI-style backends (PHP, WSGI) read X_Auth_Subject as X-Auth-Subject, so a client must not
 // be able to send an identity header under any of these spellings.

@@ -282,7 +282,7 @@ func (c *jwksCache) discover() (string, error) {
 	if doc.Issuer != c.issuer {
 		return "", fmt.Errorf("OIDC discovery: %s announces issuer %q, configured %q", u, doc.Issuer, c.issuer)
 	}
-	if !isHTTPURL(doc.JWKSURI) {
+	if !confmap.IsHTTPURL(doc.JWKSURI) {
 		return "", fmt.Errorf("OIDC discovery: %s has no usable jwks_uri (%q)", u, doc.JWKSURI)
 	}
 	return doc.JWKSURI, nil

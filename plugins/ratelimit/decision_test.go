@@ -3,12 +3,16 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/resp"
 )
 
@@ -44,7 +48,9 @@ func (f *fakeStore) Forget(key string) {
 }
 
 // withFakeStore is testHandler (3 requests per second and 10 per hour unless edit changes it)
-// with a fakeStore of answers behind its limits, and a next handler that answers 200.
+// with a fakeStore of answers behind its limits, a next handler that answers 200, and a clock
+// that stands still in the middle of a second (the local fallback's windows and the block
+// list read it: a second boundary between two requests would change their answers).
 func withFakeStore(tb testing.TB, edit func(c *Config), answers []fakeAnswer) (*rateLimit, *fakeStore) {
 	tb.Helper()
 	l := testHandler(tb, edit)
@@ -53,6 +59,8 @@ func withFakeStore(tb testing.TB, edit func(c *Config), answers []fakeAnswer) (*
 	l.set.keyed = nil
 	l.hotKeyed = nil
 	l.next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	still := time.Date(2030, 1, 2, 3, 4, 5, 500*int(time.Millisecond), time.UTC)
+	l.now = func() time.Time { return still }
 	return l, store
 }
 
@@ -141,5 +149,44 @@ func TestAllowedHeaders(t *testing.T) {
 	}
 	if w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
+	}
+}
+
+// TestRefusalLogFollowsTheClock: the rejection lines per second are counted on the
+// middleware's clock (l.now): within one second of it at most limitedLogPerSecond lines, and
+// the first line of its next second reports how many were suppressed, whatever the wall clock
+// says.
+func TestRefusalLogFollowsTheClock(t *testing.T) {
+	// Refused without a retry time: every request asks the store and is logged (no block).
+	l, _ := withFakeStore(t, nil, []fakeAnswer{{status: `0 1 0 1 1 "1s";r=0;t=1 0`}})
+	var logs bytes.Buffer
+	l.logTo = &logs
+	l.counters.limitedLog = metrics.NewSampler("ratelimit", "clocktest-"+strconv.FormatInt(time.Now().UnixNano(), 36), "rate_limited", limitedLogPerSecond)
+	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	l.now = func() time.Time { return clock }
+	refuse := func(n int) {
+		for i := 0; i < n; i++ {
+			w := httptest.NewRecorder()
+			l.ServeHTTP(w, hitRequest("svc"))
+			if w.Code != http.StatusTooManyRequests {
+				t.Fatalf("%d, want 429", w.Code)
+			}
+		}
+	}
+	refuse(limitedLogPerSecond + 5)
+	clock = clock.Add(999 * time.Millisecond)
+	refuse(1)
+	if n := events(t, &logs, "rate_limited"); n != limitedLogPerSecond {
+		t.Fatalf("%d lines within one second of the clock, want %d:\n%s", n, limitedLogPerSecond, logs.String())
+	}
+	clock = clock.Add(time.Millisecond)
+	logs.Reset()
+	refuse(1)
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(logs.Bytes()), &line); err != nil {
+		t.Fatalf("the next second's line %q: %v", logs.String(), err)
+	}
+	if line["event"] != "rate_limited" || line["suppressed"] != float64(6) {
+		t.Fatalf("the next second's line: %v; want rate_limited with suppressed 6", line)
 	}
 }

@@ -151,7 +151,7 @@ func (l *rateLimit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	status, err := resp.KeyedStatus(req.Context(), l.hotKeyed, vs[0], start)
 	fields := strings.Split(status, " ")
 	if err != nil || len(fields) != replyFields || fields[fieldAllowed] != "1" || len(fields[fieldIndex]) != 1 {
-		l.afterCached(rw, req, l.set, status, err, start.UnixNano())
+		l.afterCached(rw, req, l.set, fields, err, start.UnixNano())
 		return
 	}
 	// redisTime.Observe and admit, inlined: Yaegi allocates every call's frame and locals
@@ -181,7 +181,7 @@ func (l *rateLimit) decide(rw http.ResponseWriter, req *http.Request) {
 		if set.keyed != nil {
 			start := time.Now()
 			status, err := resp.KeyedStatus(req.Context(), set.keyed, key, start)
-			l.afterCached(rw, req, set, status, err, start.UnixNano())
+			l.afterCached(rw, req, set, strings.Split(status, " "), err, start.UnixNano())
 			return
 		}
 	}
@@ -189,16 +189,16 @@ func (l *rateLimit) decide(rw http.ResponseWriter, req *http.Request) {
 }
 
 // afterCached finishes a request whose cached command ran (resp.KeyedStatus) without an
-// allowed reply read by ServeHTTP: status and err are the command's answer, start the clock
-// read before it (unix ns).
-func (l *rateLimit) afterCached(rw http.ResponseWriter, req *http.Request, set *limitSet, status string, err error, start int64) {
+// allowed reply read by ServeHTTP: fields (the reply split at its spaces) and err are the
+// command's answer, start the clock read before it (unix ns).
+func (l *rateLimit) afterCached(rw http.ResponseWriter, req *http.Request, set *limitSet, fields []string, err error, start int64) {
 	if err == resp.ErrNotCached {
 		// Nothing was sent: a new client, or one refused a moment ago (refusedByRedis).
 		l.decideUncached(rw, req, l.cacheKey(req))
 		return
 	}
 	l.counters.redisTime.ObserveSince(start)
-	r, failure := parseReply(status, err)
+	r, failure := parseReply(fields, err)
 	if failure == nil && r.allowed {
 		l.admit(rw, req, set, r)
 		return
@@ -234,7 +234,7 @@ func (l *rateLimit) decideUncached(rw http.ResponseWriter, req *http.Request, ke
 	start := time.Now().UnixNano()
 	status, err := set.store.StatusFor(req.Context(), key, base)
 	l.counters.redisTime.ObserveSince(start)
-	r, failure := parseReply(status, err)
+	r, failure := parseReply(strings.Split(status, " "), err)
 	l.answer(rw, req, base, set, r, failure, probe)
 }
 

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/resp"
@@ -76,9 +75,9 @@ func (l *rateLimit) refuse(rw http.ResponseWriter, req *http.Request, set *limit
 }
 
 // logRefusal writes the rejection line (never the client's key), unless the middleware is
-// over its lines per second.
+// over its lines per second (counted on the middleware's clock, l.now).
 func (l *rateLimit) logRefusal(req *http.Request, set *limitSet, d decision) {
-	ok, dropped := l.counters.limitedLog.Allow(time.Now())
+	ok, dropped := l.counters.limitedLog.Allow(l.now())
 	if !ok {
 		return
 	}

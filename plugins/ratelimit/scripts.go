@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"errors"
 	"strconv"
-	"strings"
 )
 
 // The scripts check and count every limit of a request in one call: KEYS holds one key per
@@ -47,13 +46,13 @@ type reply struct {
 // errUnexpectedReply is the failure of a script reply that cannot be read.
 var errUnexpectedReply = errors.New("unexpected script reply")
 
-// parseReply parses the status reply of a script, or passes on the error of its command: the
-// error is err, errUnexpectedReply when status is not a reply of these scripts, else nil.
-func parseReply(status string, err error) (reply, error) {
+// parseReply reads the status reply of a script, split at its spaces (f: ServeHTTP has split
+// it already), or passes on the error of its command: the error is err, errUnexpectedReply
+// when f is not a reply of these scripts, else nil.
+func parseReply(f []string, err error) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	f := strings.Split(status, " ")
 	if len(f) != replyFields || len(f[fieldIndex]) != 1 {
 		return reply{}, errUnexpectedReply
 	}

@@ -27,16 +27,28 @@ const RootModule = "github.com/pavilion-trust/gateway"
 func Interpreted(tb testing.TB, importPath string) Builder {
 	tb.Helper()
 
+	return InterpretedGoPath(tb, RepoGoPath(tb), importPath)
+}
+
+// RepoGoPath returns a temporary GOPATH whose src/github.com/pavilion-trust/gateway is a
+// symlink to the working tree, as plugins-local/ is for Traefik.
+func RepoGoPath(tb testing.TB) string {
+	tb.Helper()
 	goPath := tb.TempDir()
+	if err := LinkRepository(goPath); err != nil {
+		tb.Fatalf("pluginharness: %v", err)
+	}
+	return goPath
+}
+
+// LinkRepository makes the repository root visible as goPath/src/github.com/pavilion-trust/gateway,
+// through a symlink (goPath: a GOPATH, or Traefik's plugins-local/).
+func LinkRepository(goPath string) error {
 	parent := filepath.Join(goPath, "src", filepath.FromSlash(path.Dir(RootModule)))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		tb.Fatalf("pluginharness: %v", err)
+		return err
 	}
-	if err := os.Symlink(RepoRoot(), filepath.Join(parent, path.Base(RootModule))); err != nil {
-		tb.Fatalf("pluginharness: %v", err)
-	}
-
-	return InterpretedGoPath(tb, goPath, importPath)
+	return os.Symlink(RepoRoot(), filepath.Join(parent, path.Base(RootModule)))
 }
 
 // InterpretedGoPath is Interpreted with a plain GOPATH: the plugin's sources are read from

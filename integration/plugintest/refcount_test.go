@@ -2,8 +2,6 @@ package plugintest
 
 import (
 	"os"
-	"path"
-	"path/filepath"
 	"testing"
 
 	"github.com/pavilion-trust/gateway/integration/pluginharness"
@@ -88,15 +86,7 @@ func Scenario() string {
 // keeps its contract under Yaegi: two users of a key get one value, the value is closed once,
 // when the last user's context ends, and the key is then free for a new value.
 func TestRefcountInterpreted(t *testing.T) {
-	goPath := t.TempDir()
-	parent := filepath.Join(goPath, "src", filepath.FromSlash(path.Dir(pluginharness.RootModule)))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(pluginharness.RepoRoot(), filepath.Join(parent, path.Base(pluginharness.RootModule))); err != nil {
-		t.Fatal(err)
-	}
-	i := interp.New(interp.Options{GoPath: goPath, Env: os.Environ()})
+	i := interp.New(interp.Options{GoPath: pluginharness.RepoGoPath(t), Env: os.Environ()})
 	if err := i.Use(stdlib.Symbols); err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"github.com/pavilion-trust/gateway/integration/redistest"
 	"os"
-	"path"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -36,21 +34,6 @@ func newInterpreter(t testing.TB, goPath string) *interp.Interpreter {
 	return i
 }
 
-// repoGoPath returns a GOPATH whose src/github.com/pavilion-trust/gateway is a symlink to the
-// working tree, as plugins-local/ is for Traefik.
-func repoGoPath(t testing.TB) string {
-	t.Helper()
-	goPath := t.TempDir()
-	parent := filepath.Join(goPath, "src", filepath.FromSlash(path.Dir(pluginharness.RootModule)))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(pluginharness.RepoRoot(), filepath.Join(parent, path.Base(pluginharness.RootModule))); err != nil {
-		t.Fatal(err)
-	}
-	return goPath
-}
-
 // eval runs src in i, turning a Yaegi panic into an error.
 func eval(i *interp.Interpreter, src string) (v reflect.Value, err error) {
 	defer func() {
@@ -65,7 +48,7 @@ func eval(i *interp.Interpreter, src string) (v reflect.Value, err error) {
 // scenario package from the working tree, as Traefik imports a plugin.
 func interpretedScenario(t *testing.T) *interp.Interpreter {
 	t.Helper()
-	i := newInterpreter(t, repoGoPath(t))
+	i := newInterpreter(t, pluginharness.RepoGoPath(t))
 	if _, err := eval(i, fmt.Sprintf("import %q", respImport)); err != nil {
 		t.Fatalf("Yaegi cannot import plugins/resp: %v", err)
 	}
@@ -222,7 +205,7 @@ func BenchmarkEvalSHA(b *testing.B) {
 		}
 	})
 	b.Run("yaegi", func(b *testing.B) {
-		i := newInterpreter(b, repoGoPath(b))
+		i := newInterpreter(b, pluginharness.RepoGoPath(b))
 		if _, err := eval(i, fmt.Sprintf("import %q", scenarioImport)); err != nil {
 			b.Fatal(err)
 		}

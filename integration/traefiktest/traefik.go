@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -131,11 +130,7 @@ func Start(tb testing.TB, opts Options) *Traefik {
 // linkRepository makes the repository root visible as
 // plugins-local/src/github.com/pavilion-trust/gateway, through a symlink.
 func linkRepository(dir string) error {
-	parent := filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(path.Dir(pluginharness.RootModule)))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	return os.Symlink(pluginharness.RepoRoot(), filepath.Join(parent, path.Base(pluginharness.RootModule)))
+	return pluginharness.LinkRepository(filepath.Join(dir, "plugins-local"))
 }
 
 func (g *Traefik) staticConfig(webPort, apiPort int, opts Options) string {

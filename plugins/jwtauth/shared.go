@@ -39,7 +39,8 @@ func acquireKeys(ctx context.Context, s *settings, log func(string), name string
 	v, _ := keySets.Acquire(ctx, keySetKey(s), func() (any, error) { return newSharedKeys(s, log), nil })
 	e := v.(*sharedKeys)
 	e.cache.watch(name)
-	// Undone when this middleware leaves, before the cache may stop.
+	// Undone when this middleware leaves (in no set order with the release of the cache: unwatch
+	// on a cache whose refresher stopped only drops the series).
 	context.AfterFunc(ctx, func() { e.cache.unwatch(name) })
 	// The refresher starts with the first live user (a New whose context already ended, as in
 	// a configuration check, fetches nothing).

@@ -412,7 +412,7 @@ func TestRateLimitConfigErrors(t *testing.T) {
 			"redis": map[string]any{"sentinel": map[string]any{"addresses": []any{"10.0.0.1:26379", "nohost"}, "username": "s"},
 				"tlsCA": "/nonexistent/ca.pem", "tlsCert": "/nonexistent/client.pem"},
 		}, want: []string{`redis.sentinel.addresses[1]: "nohost" is not host:port`, `redis.sentinel.masterName: required`,
-			`redis.sentinel.username: set without redis.sentinel.password`, `redis.tlsCA: reading "/nonexistent/ca.pem": no such file`,
+			`redis.sentinel.username: set without redis.sentinel.password`, `redis.tlsCA: cannot read "/nonexistent/ca.pem": no such file`,
 			`redis.tlsCert: tlsCert and tlsKey go together`}},
 		{desc: "two topologies", config: map[string]any{
 			"limits": []any{map[string]any{"requests": "1", "window": "1s"}},

@@ -2,10 +2,7 @@ package resp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -140,7 +137,7 @@ func (c *Config) Compile(key string, d Defaults) (Options, []string, []error) {
 	if o.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: strings.TrimSpace(c.TLSServerName)}
 		if c.TLSCA != "" {
-			pool, err := readCA(c.TLSCA)
+			pool, _, err := confmap.CAFile(c.TLSCA)
 			if err != nil {
 				bad("tlsCA", "%v", err)
 			}
@@ -183,17 +180,4 @@ func (o Options) Topology() string {
 		return "sentinel"
 	}
 	return "standalone"
-}
-
-// readCA reads a PEM file of CA certificates.
-func readCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", path, errors.Unwrap(err))
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%q holds no PEM certificate", path)
-	}
-	return pool, nil
 }

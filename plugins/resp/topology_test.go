@@ -68,6 +68,7 @@ func TestConfigCompile(t *testing.T) {
 		{desc: "bad port", c: Config{Address: "r:99999"}, wants: []string{`redis.address: "r:99999" is not host:port`}},
 		{desc: "key without cert", c: Config{Address: "r:1", TLSKey: "k.pem"}, wants: []string{"redis.tlsCert: tlsCert and tlsKey go together"}},
 		{desc: "CA that is not PEM", c: Config{Address: "r:1", TLSCA: "topology_test.go"}, wants: []string{`redis.tlsCA: "topology_test.go" holds no PEM certificate`}},
+		{desc: "CA read as jwtauth's caFile is (confmap.CAFile)", c: Config{Address: "r:1", TLSCA: "."}, wants: []string{`redis.tlsCA: "." is a directory, not a PEM file`}},
 		{desc: "pool", c: Config{Address: "r:1", PoolSize: 5000}, wants: []string{"redis.poolSize: must be between 1 and 1024, got 5000"}},
 	}
 	for _, tc := range tests {

@@ -45,6 +45,37 @@ func TestPluginSourcesAreYaegiSafe(t *testing.T) {
 	t.Logf("checked %d files under %s", len(files), root)
 }
 
+// TestPluginsImportNoLibrary: the files Traefik interprets import the standard library and
+// the module's own packages only. Each interpreter keeps the syntax tree of every package a
+// plugin imports for as long as the plugin is loaded (docs/yaegi.md, item 14), so a library
+// imported for one function costs all of its lines in memory.
+func TestPluginsImportNoLibrary(t *testing.T) {
+	root := pluginharness.RepoRoot()
+	files, err := yaegiguard.InterpretedFiles(root, pluginharness.RootModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			first := strings.SplitN(p, "/", 2)[0]
+			if p == pluginharness.RootModule || strings.HasPrefix(p, pluginharness.RootModule+"/") || !strings.Contains(first, ".") {
+				continue
+			}
+			rel, _ := filepath.Rel(root, name)
+			t.Errorf("%s imports %s: plugins import the standard library and their own packages only", rel, p)
+		}
+	}
+	if len(files) == 0 {
+		t.Fatal("no interpreted files found")
+	}
+}
+
 // pluginSources counts the non-test Go files under plugins/, independently of the walk.
 func pluginSources(t *testing.T, root string) int {
 	t.Helper()

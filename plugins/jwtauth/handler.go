@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // jwtAuth is the middleware. Everything it needs per request is prepared in New.
@@ -31,7 +29,7 @@ type jwtAuth struct {
 	// spentVerdict answers a client that has spent its failedAuth budget.
 	spentVerdict *verdict
 	seed         maphash.Seed
-	methods      map[string]jwt.SigningMethod // the allow-listed algorithms
+	methods      map[string]*signatureMethod // the allow-listed algorithms
 	rej          rejections
 	now          func() time.Time
 	m            counters
@@ -65,7 +63,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 		refused: newTokenCache(refusedCacheSize(s.cacheSize)),
 		fails:   newFailureBudget(s),
 		seed:    maphash.MakeSeed(),
-		methods: map[string]jwt.SigningMethod{},
+		methods: map[string]*signatureMethod{},
 		rej:     newRejections(s),
 		now:     time.Now,
 		logTo:   logTo,
@@ -76,7 +74,7 @@ func newHandlerTo(ctx context.Context, next http.Handler, s *settings, name stri
 	a.strip = s.strip
 	a.stripPrefix = s.stripPrefix
 	for _, alg := range s.algorithms {
-		a.methods[alg] = jwt.GetSigningMethod(alg)
+		a.methods[alg] = signatureMethods[alg]
 	}
 	a.keys = acquireKeys(ctx, s, a.log, name)
 	return a

@@ -34,10 +34,8 @@ type jwsHeader struct {
 	Crit []string `json:"crit"`
 }
 
-// verify checks the compact JWS (algorithm allow-list, key, signature with golang-jwt's
-// signing methods), then the claims: exp (required), nbf, iat with leeway, iss, typ, aud,
-// then scopes and roles. Claims are checked here rather than by golang-jwt because its
-// joined validation errors cannot be told apart under Yaegi.
+// verify checks the compact JWS (algorithm allow-list, key, signature: signature.go), then
+// the claims: exp (required), nbf, iat with leeway, iss, typ, aud, then scopes and roles.
 func (a *jwtAuth) verify(token string) *verdict {
 	dot1 := strings.IndexByte(token, '.')
 	if dot1 <= 0 {
@@ -74,7 +72,7 @@ func (a *jwtAuth) verify(token string) *verdict {
 	if key == nil {
 		return &verdict{reject: a.rej.unknownKey}
 	}
-	if err := method.Verify(token[:dot2], sig, key.key); err != nil {
+	if !method.verify(token[:dot2], sig, key.key) {
 		return &verdict{reject: a.rej.signature}
 	}
 	payload, err := b64url.DecodeString(token[dot1+1 : dot2])

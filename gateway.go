@@ -8,6 +8,12 @@
 // A middleware with the metrics section instead answers every request with the counters of
 // all the suite's middlewares of the interpreter (Prometheus text format): route it on the
 // internal entry point only.
+//
+// A middleware with the health section instead answers every request with the health
+// document of its checks (plugins/health, with the same options). It serves the gateway's
+// /health from the suite's interpreter: Traefik gives every declared plugin an interpreter
+// with its own copy of the code, and declaring plugins/health beside the suite would load
+// a second copy of the packages they share. The standalone health plugin remains.
 package gateway
 
 import (
@@ -19,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/pavilion-trust/gateway/plugins/confmap"
+	"github.com/pavilion-trust/gateway/plugins/health"
 	"github.com/pavilion-trust/gateway/plugins/jwtauth"
 	"github.com/pavilion-trust/gateway/plugins/metrics"
 	"github.com/pavilion-trust/gateway/plugins/ratelimit"
@@ -44,6 +51,11 @@ type Config struct {
 	// an empty section). Route it on the internal entry point only: it tells who is refused
 	// and why.
 	Metrics any `json:"metrics,omitempty"`
+	// Health makes this middleware the health endpoint (plugins/health): it answers GET and
+	// HEAD with the health document of its checks (application/health+json), and never calls
+	// the next handler. Absent: off. It cannot be combined with the other sections. Options:
+	// exactly those of the health plugin (plugins/health Config); at least one check.
+	Health any `json:"health,omitempty"`
 }
 
 // MetricsConfig is the metrics section.
@@ -60,11 +72,14 @@ func CreateConfig() *Config {
 // New builds the chain requestId → jwt → rateLimit → next from the sections present, and
 // reports every configuration problem at once, each under its section's name.
 func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	if config != nil && config.Health != nil {
+		return newHealth(ctx, next, config, name)
+	}
 	if config != nil && config.Metrics != nil {
 		return newMetrics(config, name)
 	}
 	if config == nil || (config.RequestID == nil && config.JWT == nil && config.RateLimit == nil) {
-		return nil, fmt.Errorf("pavilion %q: no section configured (requestId, jwt, rateLimit, metrics)", name)
+		return nil, fmt.Errorf("pavilion %q: no section configured (requestId, jwt, rateLimit, metrics, health)", name)
 	}
 	var errs []error
 	h := next
@@ -149,4 +164,26 @@ func newMetrics(config *Config, name string) (http.Handler, error) {
 		return nil, fmt.Errorf("pavilion %q: metrics: enabled is false and no other section is configured", name)
 	}
 	return metrics.Handler(), nil
+}
+
+// newHealth builds the health endpoint of a configuration with the health section: the
+// section is decoded into the health plugin's Config and built by its New (next is never
+// called).
+func newHealth(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	if config.RequestID != nil || config.JWT != nil || config.RateLimit != nil || config.Metrics != nil {
+		return nil, fmt.Errorf("pavilion %q: health: cannot be combined with requestId, jwt, rateLimit or metrics (it answers every request itself)", name)
+	}
+	raw, _, err := Section(config.Health)
+	if err != nil {
+		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("health", err))
+	}
+	hc := health.CreateConfig()
+	if err := confmap.Decode(raw, reflect.ValueOf(hc)); err != nil {
+		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("health", err))
+	}
+	h, err := health.New(ctx, next, hc, name)
+	if err != nil {
+		return nil, fmt.Errorf("pavilion %q: %w", name, prefix("health", err))
+	}
+	return h, nil
 }

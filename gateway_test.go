@@ -4,12 +4,15 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	gateway "github.com/pavilion-trust/gateway"
+	"github.com/pavilion-trust/gateway/demo/certs/devca"
 )
 
 // newSuite builds the suite with a context cancelled at the end of the test (background work
@@ -90,7 +93,7 @@ func TestConfigurationErrors(t *testing.T) {
 		want []string
 	}{
 		{desc: "no configuration", cfg: nil, want: []string{`pavilion "suite@test": no section configured`}},
-		{desc: "no section", cfg: &gateway.Config{}, want: []string{"no section configured (requestId, jwt, rateLimit, metrics)"}},
+		{desc: "no section", cfg: &gateway.Config{}, want: []string{"no section configured (requestId, jwt, rateLimit, metrics, health)"}},
 		{desc: "unknown key in a section names it",
 			cfg:  &gateway.Config{RequestID: map[string]any{"headr": "X-Id"}},
 			want: []string{"requestId: headr: unknown option"}},
@@ -116,6 +119,34 @@ func TestConfigurationErrors(t *testing.T) {
 		{desc: "unknown key in metrics",
 			cfg:  &gateway.Config{Metrics: map[string]any{"enable": "true"}},
 			want: []string{"metrics: enable: unknown option"}},
+		{desc: "health with a step section",
+			cfg:  &gateway.Config{Health: healthSection(), RequestID: map[string]any{"header": "X-Id"}},
+			want: []string{`pavilion "suite@test": health: cannot be combined with requestId, jwt, rateLimit or metrics`}},
+		{desc: "health with metrics",
+			cfg:  &gateway.Config{Health: healthSection(), Metrics: map[string]any{"enabled": "true"}},
+			want: []string{"health: cannot be combined with requestId, jwt, rateLimit or metrics"}},
+		{desc: "unknown key in health",
+			cfg:  &gateway.Config{Health: map[string]any{"upstreams": []any{map[string]any{"name": "a", "url": "http://a/"}}, "cacheFr": "5s"}},
+			want: []string{`pavilion "suite@test": health: cacheFr: unknown option`}},
+		{desc: "unknown nested key in health names its path",
+			cfg:  &gateway.Config{Health: map[string]any{"redis": map[string]any{"adress": "r:6379"}}},
+			want: []string{"health: redis.adress: unknown option"}},
+		{desc: "health's own validation, every problem at once",
+			cfg: &gateway.Config{Health: map[string]any{
+				"upstreams": []any{map[string]any{"name": "core broker", "url": "ftp://u:pw@h/x"}},
+				"cacheFor":  "5",
+			}},
+			want: []string{`pavilion "suite@test": health: health "suite@test": `, `upstreams[0].name: "core broker": only letters`,
+				`upstreams[0].url: must be an http(s) URL with a host, got "ftp://h/x"`, `cacheFor: invalid duration "5"`}},
+		{desc: "health: {} is on with health's defaults, which need a check",
+			cfg:  &gateway.Config{Health: ""},
+			want: []string{`health: health "suite@test": no checks: configure at least one of certificates, upstreams, redis, jwks`}},
+		{desc: "health: true likewise",
+			cfg:  &gateway.Config{Health: true},
+			want: []string{"health: ", "no checks"}},
+		{desc: "health neither a map nor {}",
+			cfg:  &gateway.Config{Health: "on"},
+			want: []string{`health: expected a map of options, {} or true (on with defaults), got "on"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -319,5 +350,75 @@ func TestMetricsSectionOnWithDefaults(t *testing.T) {
 		if rec := serve(h, http.MethodGet); rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
 			t.Fatalf("metrics %#v: %d %q; want the metrics", on, rec.Code, rec.Header().Get("Content-Type"))
 		}
+	}
+}
+
+// healthSection is a valid health section with one upstream nobody listens on (port 1): New
+// accepts it without dialling.
+func healthSection() map[string]any {
+	return map[string]any{"upstreams": []any{map[string]any{"name": "core-broker", "url": "http://127.0.0.1:1/health"}}}
+}
+
+// TestHealthSectionServesHealth: a middleware with the health section is the health
+// endpoint of plugins/health with the section's options (a certificate file and an
+// upstream), and never calls the next handler.
+func TestHealthSectionServesHealth(t *testing.T) {
+	certs, err := devca.Generate(t.TempDir(), devca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var probes atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		probes.Add(1)
+		_, _ = w.Write([]byte(`{"status":"pass"}`))
+	}))
+	defer up.Close()
+	h, err := newSuite(t, &gateway.Config{Health: map[string]any{
+		"certificates": []any{map[string]any{"path": certs.Cert, "name": "gateway.crt", "minValidity": "168h"}},
+		"upstreams":    []any{map[string]any{"name": "core-broker", "url": up.URL + "/health", "timeout": "2s"}},
+		"cacheFor":     "1h",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(h, http.MethodGet)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/health+json" {
+		t.Fatalf("got %d %q %s; want 200 application/health+json", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var doc struct {
+		Status string                      `json:"status"`
+		Checks map[string][]map[string]any `json:"checks"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("body %s: %v", rec.Body, err)
+	}
+	if doc.Status != "pass" || len(doc.Checks) != 2 || doc.Checks["gateway.crt:validity"] == nil || doc.Checks["core-broker:responseTime"] == nil {
+		t.Fatalf("document %s; want pass with the checks gateway.crt:validity (certificates[0].name decoded) and core-broker:responseTime", rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "upstream") || strings.Contains(rec.Body.String(), up.URL) {
+		t.Fatalf("the health endpoint called the next handler or showed the upstream's URL: %s", rec.Body)
+	}
+	// cacheFor decoded: a second call within the hour is answered from the cache.
+	if again := serve(h, http.MethodHead); again.Code != http.StatusOK || again.Body.Len() != 0 {
+		t.Fatalf("HEAD: %d %q; want 200 without a body", again.Code, again.Body)
+	}
+	if n := probes.Load(); n != 1 {
+		t.Fatalf("the upstream was probed %d times, want 1 (cacheFor 1h)", n)
+	}
+	if got := serve(h, http.MethodPost).Code; got != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %d, want 405", got)
+	}
+}
+
+// TestHealthSectionFailsWithItsChecks: a failing check makes the suite's health endpoint
+// answer 503 fail, as the health plugin does.
+func TestHealthSectionFailsWithItsChecks(t *testing.T) {
+	h, err := newSuite(t, &gateway.Config{Health: healthSection()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(h, http.MethodGet)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"status":"fail"`) {
+		t.Fatalf("upstream down: %d %s; want 503 fail", rec.Code, rec.Body)
 	}
 }

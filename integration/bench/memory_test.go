@@ -6,14 +6,18 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pavilion-trust/gateway/integration/gatewaytest"
+	"github.com/pavilion-trust/gateway/integration/pluginharness"
 	"github.com/pavilion-trust/gateway/integration/redistest"
 	"github.com/pavilion-trust/gateway/integration/traefiktest"
 )
@@ -28,9 +32,10 @@ var (
 )
 
 // TestBenchMemory reports Traefik's resident memory: with no plugin, with every plugin of
-// the repository declared, with the two the gateway uses, and the gateway as shipped (static/,
-// dynamic/) before and during BENCH_MEMORY_DURATION (default 10m) of authenticated requests
-// at BENCH_MEMORY_RATE per second (default 1000) over TLS + HTTP/2, sampled every 30 seconds.
+// the repository declared, with the plugins the gateway uses (those static/traefik.yml
+// declares), and the gateway as shipped (static/, dynamic/) before and during
+// BENCH_MEMORY_DURATION (default 10m) of authenticated requests at BENCH_MEMORY_RATE per
+// second (default 1000) over TLS + HTTP/2, sampled every 30 seconds.
 func TestBenchMemory(t *testing.T) {
 	_, iss := setup(t)
 	tok, err := iss.Token("svc")
@@ -47,7 +52,7 @@ func TestBenchMemory(t *testing.T) {
 		"ratelimit": "github.com/pavilion-trust/gateway/plugins/ratelimit",
 		"requestid": "github.com/pavilion-trust/gateway/plugins/requestid",
 	}
-	used := map[string]string{"pavilion": all["pavilion"], "health": all["health"]}
+	used := staticPlugins(t)
 	idle := func(name string, plugins map[string]string) int64 {
 		gw := traefiktest.Start(t, traefiktest.Options{Dynamic: bare, Plugins: plugins, WaitRouters: []string{"bare@file"}, Quiet: true})
 		a := vegeta.NewAttacker(vegeta.KeepAlive(true))
@@ -59,7 +64,7 @@ func TestBenchMemory(t *testing.T) {
 	}
 	none := idle("none", nil)
 	everyPlugin := idle("all", all)
-	twoPlugins := idle("used", used)
+	usedPlugins := idle("used", used)
 
 	rd := redistest.Start(t)
 	opts, roots := gatewayOptions(t, iss, rd)
@@ -130,7 +135,7 @@ func TestBenchMemory(t *testing.T) {
 	}
 	row("no plugin (one router, 5 s at 500 req/s)", none)
 	row("all five plugins of the repository declared (same)", everyPlugin)
-	row("the two the gateway uses, pavilion + health (same)", twoPlugins)
+	row(fmt.Sprintf("the %s the gateway uses, %s (same)", count(len(used)), strings.Join(sortedNames(used), " + ")), usedPlugins)
 	row("Traefik alone: static/ without plugins, ready", aloneStart)
 	for _, s := range aloneSamples {
 		row(fmt.Sprintf("Traefik alone, native chain, after %s at %d req/s (goroutines %d; anon %.1f, file %.1f MiB)", s.at, memoryRate, s.gor, float64(s.anon)/1024, float64(s.file)/1024), s.rss)
@@ -199,4 +204,50 @@ func envNote(env []string) string {
 		return ""
 	}
 	return " (" + strings.Join(env, " ") + ")"
+}
+
+// staticPlugins returns the local plugins static/traefik.yml declares (name -> moduleName):
+// the gateway's plugin set.
+func staticPlugins(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pluginharness.RepoRoot(), "static", "traefik.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var static struct {
+		Experimental struct {
+			LocalPlugins map[string]struct {
+				ModuleName string `yaml:"moduleName"`
+			} `yaml:"localPlugins"`
+		} `yaml:"experimental"`
+	}
+	if err := yaml.Unmarshal(b, &static); err != nil {
+		t.Fatalf("static/traefik.yml: %v", err)
+	}
+	out := map[string]string{}
+	for name, lp := range static.Experimental.LocalPlugins {
+		out[name] = lp.ModuleName
+	}
+	if len(out) == 0 {
+		t.Fatal("static/traefik.yml declares no local plugin")
+	}
+	return out
+}
+
+func sortedNames(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// count spells a small number as the table's rows do ("the one the gateway uses").
+func count(n int) string {
+	words := []string{"none", "one", "two", "three", "four", "five"}
+	if n < len(words) {
+		return words[n]
+	}
+	return strconv.Itoa(n)
 }

@@ -89,9 +89,15 @@ func TestRealConfig(t *testing.T) {
 		t.Fatalf("the gateway's configuration fails the check:\n%v", err)
 	}
 	joined := strings.Join(r.Notes, "\n")
-	for _, want := range []string{"local plugins health, pavilion", "middlewares from labels compared", "pavilion"} {
+	for _, want := range []string{"local plugins pavilion", "middlewares from labels compared", "pavilion"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("notes lack %q", want)
+		}
+	}
+	// One interpreter: the suite serves /health and /plugin-metrics too.
+	for _, n := range r.Notes {
+		if strings.Contains(n, ": local plugins ") && !strings.HasSuffix(n, ": local plugins pavilion") {
+			t.Errorf("static/traefik.yml declares more than the suite: %s", n)
 		}
 	}
 }
@@ -104,6 +110,19 @@ func TestMisspelledKeyInFile(t *testing.T) {
 		{`            issuer: '{{ env "PAVILION_ISSUER_URL" }}'`, `            isuer: '{{ env "PAVILION_ISSUER_URL" }}'`},
 	}})
 	wantProblem(t, Check(Paths{Root: root}), gatewayYML, "isuer", "unknown option")
+}
+
+// TestMisspelledKeyInHealthSection: the suite's health section is decoded strictly into the
+// health plugin's Config, and validated by its New.
+func TestMisspelledKeyInHealthSection(t *testing.T) {
+	root := tempCopy(t, map[string][][2]string{gatewayYML: {
+		{`            cacheFor: '{{ env "PAVILION_HEALTH_CACHE" | default "5s" }}'`, `            cacheFr: '{{ env "PAVILION_HEALTH_CACHE" | default "5s" }}'`},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, "health: cacheFr: unknown option")
+	root = tempCopy(t, map[string][][2]string{gatewayYML: {
+		{"                minValidity: 168h\n", "                minValidity: 7d\n"},
+	}})
+	wantProblem(t, Check(Paths{Root: root}), gatewayYML, `health: health "health@file": certificates[0].minValidity: invalid duration "7d"`)
 }
 
 func TestUnknownSuiteSectionInFile(t *testing.T) {
@@ -257,7 +276,7 @@ func TestMisspelledKeyInManifest(t *testing.T) {
 
 func TestMalformedSecretURNInManifest(t *testing.T) {
 	root := tempCopy(t, nil)
-	withKubernetes(t, root, [2]string{"          password: urn:k8s:secret:pavilion-redis:password", "          password: urn:k8s:secret:pavilion-redis"})
+	withKubernetes(t, root, [2]string{"          password: urn:k8s:secret:pavilion-redis:password\n        limits:", "          password: urn:k8s:secret:pavilion-redis\n        limits:"})
 	wantProblem(t, Check(Paths{Root: root}), "deploy/kubernetes/middlewares.yaml", "rateLimit.redis.password", "urn:k8s:secret:<secret>:<key>")
 }
 

@@ -93,7 +93,8 @@ func staticModules(t *testing.T) map[string]string {
 	// The standalone plugins under the names the static file's comment gives them: a user
 	// declares them to use one alone.
 	const root = "github.com/pavilion-trust/gateway"
-	out := map[string]string{"jwtauth": root + "/plugins/jwtauth", "ratelimit": root + "/plugins/ratelimit", "requestid": root + "/plugins/requestid"}
+	out := map[string]string{"jwtauth": root + "/plugins/jwtauth", "ratelimit": root + "/plugins/ratelimit", "requestid": root + "/plugins/requestid",
+		"health": root + "/plugins/health"}
 	for name, lp := range static.Experimental.LocalPlugins {
 		out[name] = lp.ModuleName
 	}
@@ -177,8 +178,9 @@ func TestLabelsDocExample(t *testing.T) {
 		rc.OverrideList[0].Client != "partner.example" || len(rc.Overrides["partner-a"]) != 1 {
 		t.Errorf("rateLimit: overrideList %+v, overrides %+v", rc.OverrideList, rc.Overrides)
 	}
-	if hc, _ := decoded["health"].(*health.Config); hc == nil || hc.JWKSCAFile != ca.CACert || len(hc.Certificates) != 1 {
-		t.Errorf("health: %+v", decoded["health"])
+	hs, _ := decoded["health"].(map[string]any)
+	if hc, _ := hs["health"].(*health.Config); hc == nil || len(hs) != 1 || hc.JWKSCAFile != ca.CACert || len(hc.Certificates) != 1 {
+		t.Errorf("health (the suite's health section alone): %+v", decoded["health"])
 	}
 	if rid, _ := decoded["request-id"].(map[string]any); rid == nil || rid["requestId"] == nil {
 		t.Errorf("request-id (requestId=true): %v", decoded["request-id"])

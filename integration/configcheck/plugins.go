@@ -74,10 +74,11 @@ var suiteSections = map[string]func() any{
 	"jwt":       func() any { return jwtauth.CreateConfig() },
 	"ratelimit": func() any { return ratelimit.CreateConfig() },
 	"metrics":   func() any { return &gateway.MetricsConfig{Enabled: true} },
+	"health":    func() any { return health.CreateConfig() },
 }
 
 // sectionNames are the sections as the README spells them, for messages.
-var sectionNames = map[string]string{"requestid": "requestId", "jwt": "jwt", "ratelimit": "rateLimit", "metrics": "metrics"}
+var sectionNames = map[string]string{"requestid": "requestId", "jwt": "jwt", "ratelimit": "rateLimit", "metrics": "metrics", "health": "health"}
 
 // suiteConfig fills gateway.Config from the options, strictly at the top level (the sections
 // themselves are decoded strictly by gateway.New).
@@ -88,7 +89,7 @@ func suiteConfig(opts map[string]any) (*gateway.Config, map[string]map[string]an
 	for _, k := range sortedKeys(opts) {
 		lk := strings.ToLower(k)
 		if _, known := suiteSections[lk]; !known {
-			errs = append(errs, fmt.Errorf("%s: unknown option (sections: requestId, jwt, rateLimit, metrics)", k))
+			errs = append(errs, fmt.Errorf("%s: unknown option (sections: requestId, jwt, rateLimit, metrics, health)", k))
 			continue
 		}
 		// As gateway.New reads it: a map, or an empty map handed over as "" (or true).
@@ -110,6 +111,8 @@ func suiteConfig(opts map[string]any) (*gateway.Config, map[string]map[string]an
 			cfg.RateLimit = m
 		case "metrics":
 			cfg.Metrics = m
+		case "health":
+			cfg.Health = m
 		}
 	}
 	return cfg, sections, errors.Join(errs...)

@@ -408,6 +408,19 @@ func TestGateway(t *testing.T) {
 			}
 		}
 		checkSecurityHeaders(t, "/health", a.header)
+		// It is the suite's health section: /health runs in the suite's interpreter, the only
+		// one static/ declares.
+		var mw struct {
+			Type   string                    `json:"type"`
+			Status string                    `json:"status"`
+			Plugin map[string]map[string]any `json:"plugin"`
+		}
+		if err := s.gw.GetJSON("/api/http/middlewares/health@file", &mw); err != nil {
+			t.Fatal(err)
+		}
+		if mw.Type != "pavilion" || mw.Status != "enabled" || len(mw.Plugin) != 1 || mw.Plugin["pavilion"]["health"] == nil {
+			t.Fatalf("middleware health@file: type %q, status %q, plugin %v; want the suite's health section", mw.Type, mw.Status, mw.Plugin)
+		}
 	})
 
 	t.Run("no catch-all and nothing internal on the public entry point", func(t *testing.T) {

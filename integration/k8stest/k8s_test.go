@@ -462,8 +462,8 @@ func TestCRDProvider(t *testing.T) {
 			t.Errorf("rateLimit.redis.password = %v, want the value of Secret pavilion-redis (urn:k8s:secret resolved)", got)
 		}
 		health := c.middleware(t, "health")
-		if got := dig(health, "plugin", "health", "redis", "password"); got != c.redisPass {
-			t.Errorf("health redis.password = %v, want the Secret's value", got)
+		if got := dig(health, "plugin", "pavilion", "health", "redis", "password"); got != c.redisPass {
+			t.Errorf("health.redis.password = %v, want the Secret's value", got)
 		}
 		chain := c.middleware(t, "api-chain")
 		t.Logf("middleware pavilion-api-chain@kubernetescrd: chain=%v", dig(chain, "chain", "middlewares"))

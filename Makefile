@@ -59,8 +59,8 @@ bench: traefik ## closed-loop throughput (wrk): Traefik bare vs the plugins, flo
 bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,1000,2000/s): plugins alone and the full TLS chain beside the native chain (~15 min)
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLatency$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-latency-results.txt | grep -v '^=== RUN'
 
-bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load
-	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchMemory$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
+bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load; the live heap of one interpreter per package
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench(InterpreterHeap|Memory)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
 
 .PHONY: soak soak-short
 soak-short: traefik ## the soak for 60 seconds at 1000 req/s (part of make test)

@@ -3,15 +3,15 @@
 // passes its compiled tests cannot break inside Traefik.
 //
 // The rules it enforces — tuple-assign, multi-case, variadic-field, select, errors-as,
-// builtin-minmax, range-int, range-chan-slice — are explained, with what to write instead, in
-// docs/yaegi.md, the one list of rules for plugin code; a rule added here must be added there
-// (integration/docscheck checks that every rule reported here is documented).
+// builtin-minmax, range-int, range-chan-slice, loop-alias — are explained, with what to write
+// instead, in docs/yaegi.md, the one list of rules for plugin code; a rule added here must be
+// added there (integration/docscheck checks that every rule reported here is documented).
 //
 // The rules are mostly syntactic and err on the side of caution; testdata/src/example.com/cases
 // holds, for each rule, forms that Yaegi gets wrong (flagged), forms it gets right (not
 // flagged), and forms flagged although Yaegi gets them right today. The rules variadic-field,
-// range-int and range-chan-slice use types: CheckFiles type-checks each package, resolving the
-// module's own imports.
+// range-int, range-chan-slice and loop-alias use types: CheckFiles type-checks each package,
+// resolving the module's own imports.
 package yaegiguard
 
 import (
@@ -32,6 +32,7 @@ const (
 	RuleTupleAssign   = "tuple-assign"
 	RuleMultiCase     = "multi-case"
 	RuleVariadicField = "variadic-field"
+	RuleLoopAlias     = "loop-alias"
 )
 
 // Finding is one construct that Yaegi v0.16.1 may run wrongly.
@@ -69,7 +70,7 @@ func CheckPackage(fset *token.FileSet, files []*ast.File, imp types.Importer) []
 
 	var findings []Finding
 	for _, file := range files {
-		c := checker{fset: fset, imports: importNames(file), info: info, fieldTyped: fieldTyped}
+		c := checker{fset: fset, imports: importNames(file), info: info, fieldTyped: fieldTyped, loops: map[ast.Node]bool{}}
 		ast.Inspect(file, c.visit)
 		findings = append(findings, c.findings...)
 	}
@@ -95,6 +96,7 @@ type checker struct {
 	imports    map[string]bool
 	info       *types.Info
 	fieldTyped map[types.Object]bool
+	loops      map[ast.Node]bool // loops already checked by loop-alias, as part of an enclosing loop
 	findings   []Finding
 }
 
@@ -116,6 +118,9 @@ func (c *checker) visit(n ast.Node) bool {
 	case *ast.RangeStmt:
 		c.checkRangeInt(n)
 		c.checkRangeChanSlice(n)
+		c.checkLoopAlias(n, n.Body)
+	case *ast.ForStmt:
+		c.checkLoopAlias(n, n.Post, n.Body)
 	case *ast.SelectStmt:
 		c.report(n.Pos(), "select", "Yaegi v0.16.1 keeps one set of cases per select statement (interp/run.go _select), shared by every goroutine running it at the same time: concurrent waits get each other's channels; wait on a single channel instead")
 	}
@@ -428,4 +433,229 @@ func (c *checker) checkRangeChanSlice(r *ast.RangeStmt) {
 	if _, ok := elem.Underlying().(*types.Chan); ok {
 		c.report(r.Pos(), "range-chan-slice", "ranging with a value over a slice of channels panics under Yaegi v0.16.1; use an index loop")
 	}
+}
+
+// checkLoopAlias flags, inside the body of a loop (and the post statement of a three-clause
+// loop), what Yaegi v0.16.1 hands over by reference to the loop's frame, which every iteration
+// reuses: a value of a type declared in interpreted code converted to an interface type
+// (assigned, declared, appended, put in a composite literal, sent, passed as an argument), and
+// a function literal handed to compiled code (converted to, or passed where compiled code
+// expects, a function type it declares). The interface value reads its receiver from the
+// frame slot of the converted expression each time a method is called (interp/run.go,
+// genInterfaceWrapper and genFunctionWrapper; value.go, genValueRecv); the function reads the
+// variables it captures from the frame when it runs. After the next iteration both see that
+// iteration's values: `h = &step{next: h}` in a loop builds a step whose next is itself (a
+// request never returns), and handlers or errors collected in a loop are all the last one.
+// The same code in a function called once per iteration gets a frame of its own and works.
+//
+// It needs types. Types of the module are resolved (CheckFiles) and those of the standard
+// library are not, so a resolved named type is an interpreted one, and an unresolved
+// destination of an interpreted value is taken to be an interface (it cannot be anything else
+// in code that compiles); function literals and their loops are checked on their own.
+func (c *checker) checkLoopAlias(loop ast.Node, parts ...ast.Node) {
+	if c.info == nil || c.loops[loop] {
+		return
+	}
+	for _, part := range parts {
+		if part == nil {
+			continue
+		}
+		ast.Inspect(part, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.FuncLit:
+				return false // its own frame, its loops visited on their own
+			case *ast.ForStmt, *ast.RangeStmt:
+				c.loops[n] = true // same frame: checked here
+			case *ast.AssignStmt:
+				if n.Tok == token.ASSIGN && len(n.Lhs) == len(n.Rhs) {
+					for i, lhs := range n.Lhs {
+						if id, ok := lhs.(*ast.Ident); ok && id.Name == "_" {
+							continue
+						}
+						c.loopConversion(n.Rhs[i], c.info.TypeOf(lhs), "assigned")
+					}
+				}
+			case *ast.ValueSpec:
+				if n.Type != nil {
+					for _, v := range n.Values {
+						c.loopConversion(v, c.info.TypeOf(n.Type), "declared")
+					}
+				}
+			case *ast.SendStmt:
+				if ch, ok := typeUnder(c.info.TypeOf(n.Chan)).(*types.Chan); ok {
+					c.loopConversion(n.Value, ch.Elem(), "sent")
+				} else {
+					c.loopConversion(n.Value, nil, "sent")
+				}
+			case *ast.CompositeLit:
+				c.loopCompositeLit(n)
+			case *ast.CallExpr:
+				c.loopCall(n)
+			}
+			return true
+		})
+	}
+}
+
+func typeUnder(t types.Type) types.Type {
+	if t == nil {
+		return nil
+	}
+	return t.Underlying()
+}
+
+// loopCompositeLit checks the fields and elements of a composite literal inside a loop.
+func (c *checker) loopCompositeLit(lit *ast.CompositeLit) {
+	switch u := typeUnder(c.info.TypeOf(lit)).(type) {
+	case *types.Struct:
+		for i, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				key, ok := kv.Key.(*ast.Ident)
+				if !ok {
+					continue
+				}
+				for j := 0; j < u.NumFields(); j++ {
+					if u.Field(j).Name() == key.Name {
+						c.loopConversion(kv.Value, u.Field(j).Type(), "put in a composite literal")
+					}
+				}
+			} else if i < u.NumFields() {
+				c.loopConversion(e, u.Field(i).Type(), "put in a composite literal")
+			}
+		}
+	case *types.Slice:
+		c.loopElements(lit.Elts, u.Elem())
+	case *types.Array:
+		c.loopElements(lit.Elts, u.Elem())
+	case *types.Map:
+		c.loopElements(lit.Elts, u.Elem())
+	}
+}
+
+func (c *checker) loopElements(elts []ast.Expr, elem types.Type) {
+	for _, e := range elts {
+		if kv, ok := e.(*ast.KeyValueExpr); ok {
+			e = kv.Value
+		}
+		c.loopConversion(e, elem, "put in a composite literal")
+	}
+}
+
+// loopCall checks the arguments of a call inside a loop: append's, a conversion's, and those
+// of a function or method, whose parameters are unknown when it is compiled code.
+func (c *checker) loopCall(call *ast.CallExpr) {
+	fun := ast.Unparen(call.Fun)
+	if tv, ok := c.info.Types[fun]; ok && tv.IsType() {
+		if len(call.Args) == 1 {
+			c.loopConversion(call.Args[0], tv.Type, "converted")
+		}
+		return
+	}
+	if id, ok := fun.(*ast.Ident); ok {
+		if b, ok := c.info.Uses[id].(*types.Builtin); ok {
+			if b.Name() == "append" && len(call.Args) > 1 && !call.Ellipsis.IsValid() {
+				var elem types.Type
+				if s, ok := typeUnder(c.info.TypeOf(call.Args[0])).(*types.Slice); ok {
+					elem = s.Elem()
+				}
+				for _, a := range call.Args[1:] {
+					c.loopConversion(a, elem, "appended")
+				}
+			}
+			return
+		}
+	}
+
+	sig, _ := typeUnder(c.info.TypeOf(fun)).(*types.Signature)
+	for i, a := range call.Args {
+		var param types.Type
+		if sig != nil {
+			switch n := sig.Params().Len(); {
+			case sig.Variadic() && i >= n-1:
+				if call.Ellipsis.IsValid() {
+					continue
+				}
+				if s, ok := sig.Params().At(n - 1).Type().(*types.Slice); ok {
+					param = s.Elem()
+				}
+			case i < n:
+				param = sig.Params().At(i).Type()
+			}
+		}
+		c.loopConversion(a, param, "passed")
+	}
+}
+
+// loopConversion flags e, evaluated inside a loop, when it is a value of an interpreted type
+// going to an interface type, or a function literal going to compiled code; dst is the type
+// it goes to, nil or invalid when unknown (compiled code).
+func (c *checker) loopConversion(e ast.Expr, dst types.Type, how string) {
+	e = ast.Unparen(e)
+	unknown := dst == nil || dst == types.Typ[types.Invalid]
+
+	if _, ok := e.(*ast.FuncLit); ok {
+		if unknown {
+			c.report(e.Pos(), RuleLoopAlias, fmt.Sprintf(
+				"function literal %s to compiled code inside a loop: Yaegi v0.16.1 makes it read the "+
+					"variables it captures from the loop's frame when it runs, so after the next iteration "+
+					"it sees that iteration's values (copying them, v := v, does not help); create it in a "+
+					"function called once per iteration", how))
+		}
+		return
+	}
+
+	name, ok := interpretedWithMethods(c.info.TypeOf(e))
+	if !ok || (!unknown && !types.IsInterface(dst)) {
+		return
+	}
+	if !unknown {
+		// A variable going to an empty interface keeps its value (Yaegi wraps a value for any
+		// only when it comes from a composite literal, a call...).
+		if i, ok := dst.Underlying().(*types.Interface); ok && i.Empty() {
+			if _, ident := e.(*ast.Ident); ident {
+				return
+			}
+		}
+	}
+	to := "an interface"
+	if !unknown {
+		to = types.TypeString(dst, func(p *types.Package) string { return p.Name() })
+	}
+	c.report(e.Pos(), RuleLoopAlias, fmt.Sprintf(
+		"%s %s as %s inside a loop: Yaegi v0.16.1 makes the interface value read it from the loop's "+
+			"frame, so after the next iteration it is that iteration's value (a chain built with "+
+			"h = &step{next: h} calls itself forever; values collected in a loop are all the last); "+
+			"convert in a function returning the interface type, called once per iteration "+
+			"(h = wrap(h), func wrap(next http.Handler) http.Handler { return &step{next: next} })",
+		name, how, to))
+}
+
+// interpretedWithMethods reports whether t is a named non-interface type resolved by the type
+// checker (so declared in interpreted code), or a pointer to one, with methods (or an embedded
+// field of an unresolved type, which may bring some), and returns its name. Yaegi hands over
+// values without methods as they are.
+func interpretedWithMethods(t types.Type) (string, bool) {
+	if t == nil {
+		return "", false
+	}
+	base := t
+	if p, ok := t.(*types.Pointer); ok {
+		base = p.Elem()
+	}
+	n, ok := types.Unalias(base).(*types.Named)
+	if !ok || n.Obj().Pkg() == nil || types.IsInterface(n) {
+		return "", false
+	}
+	methods := types.NewMethodSet(types.NewPointer(n)).Len() > 0
+	if s, ok := n.Underlying().(*types.Struct); ok && !methods {
+		for i := 0; i < s.NumFields(); i++ {
+			if f := s.Field(i); f.Embedded() && f.Type() == types.Typ[types.Invalid] {
+				methods = true
+			}
+		}
+	}
+	if !methods {
+		return "", false
+	}
+	return types.TypeString(t, func(p *types.Package) string { return p.Name() }), true
 }

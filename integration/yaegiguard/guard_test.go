@@ -90,6 +90,9 @@ func pluginSources(t *testing.T, root string) int {
 	return n
 }
 
+// hopType is an interpreted http.Handler for the loop-alias samples.
+const hopType = "type T struct{ next http.Handler }\nfunc (t *T) ServeHTTP(http.ResponseWriter, *http.Request) {}"
+
 // TestCheckerOnSamples runs the checker over small sources.
 func TestCheckerOnSamples(t *testing.T) {
 	tests := []struct {
@@ -152,6 +155,22 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "errors.As", src: "var err error\nvar e *http.MaxBytesError\n_ = errors.As(err, &e)", want: []string{"4 errors-as"}},
 		{desc: "variadic local func", src: "logf := func(string, ...any) {}\nlogf(\"%d %v\", 1, 2)"},
 		{desc: "variadic package func", src: `fmt.Printf("%d %v", 1, 2)`},
+		{desc: "self-wrap in a loop", extra: hopType, src: "var h http.Handler\nfor i := 0; i < 3; i++ {\nh = &T{next: h}\n}", want: []string{"4 loop-alias"}},
+		{desc: "self-wrap unrolled", extra: hopType, src: "var h http.Handler\nh = &T{next: h}\nh = &T{next: h}"},
+		{desc: "self-wrap in the post statement", extra: hopType, src: "var h http.Handler\nfor i := 0; i < 3; h = (&T{next: h}) {\ni++\n}", want: []string{"3 loop-alias"}},
+		{desc: "handlers appended in a range loop", extra: hopType, src: "var hs []http.Handler\nfor range []int{1} {\nhs = append(hs, &T{})\n}", want: []string{"4 loop-alias"}},
+		{desc: "a variable appended as a handler", extra: hopType, src: "var hs []http.Handler\nfor {\nt := &T{}\nhs = append(hs, t)\n}", want: []string{"5 loop-alias"}},
+		{desc: "a variable appended as any", extra: hopType, src: "var all []any\nfor {\nt := &T{}\nall = append(all, t)\n}"},
+		{desc: "a type without methods appended as any", extra: "type P struct{ s string }", src: "var all []any\nfor {\nall = append(all, &P{})\n}"},
+		{desc: "errors appended", extra: "type E struct{}\nfunc (*E) Error() string { return \"\" }", src: "var errs []error\nfor {\nerrs = append(errs, &E{})\n}", want: []string{"4 loop-alias"}},
+		{desc: "a concrete pointer chain", extra: "type N struct{ next *N }", src: "var n *N\nfor {\nn = &N{next: n}\n}"},
+		{desc: "wrapped by a function returning the interface", extra: hopType + "\nfunc wrap(next http.Handler) http.Handler { return &T{next: next} }", src: "var h http.Handler\nfor {\nh = wrap(h)\n}"},
+		{desc: "wrapped by a function returning the pointer", extra: hopType + "\nfunc wrap(next http.Handler) *T { return &T{next: next} }", src: "var h http.Handler\nfor {\nh = wrap(h)\n}", want: []string{"4 loop-alias"}},
+		{desc: "nested loops report once", extra: hopType, src: "var h http.Handler\nfor {\nfor {\nh = &T{next: h}\n}\n}", want: []string{"5 loop-alias"}},
+		{desc: "a function literal called in a loop has its own frame", extra: hopType, src: "var h http.Handler\nfor {\nfunc() { h = &T{next: h} }()\n}"},
+		{desc: "a loop in a function literal in a loop", extra: hopType, src: "for {\nf := func() {\nvar h http.Handler\nfor {\nh = &T{next: h}\n}\n}\n_ = f\n}", want: []string{"6 loop-alias"}},
+		{desc: "a function literal to compiled code in a loop", src: "var h http.Handler\nfor {\nh = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})\n}", want: []string{"4 loop-alias"}},
+		{desc: "a function literal to interpreted code in a loop", extra: "func each(f func()) { f() }", src: "for {\neach(func() {})\n}"},
 		{
 			desc: "several findings",
 			src:  "a, b = f(), g()\nswitch {\ncase p, q:\n}\nswitch {\ncase r:\ncase p, q:\n}",

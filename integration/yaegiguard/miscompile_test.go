@@ -76,6 +76,36 @@ var expectations = map[string]expectation{
 	"StrictAssignNestedCall":    {want: "x|wy"},
 	"StrictDefineTwoComposites": {want: "x|y"},
 	"StrictTaggedConstantExpr":  {want: "match"},
+
+	// A value of an interpreted type with methods handed over as an interface inside a loop
+	// keeps reading the loop's frame: a chain h = &hop{next: h} calls itself (maxHops+1 = 10
+	// hops instead of 3; without the cap, a stack overflow), values collected are all the last.
+	"BadLoopSelfWrap":                       {want: "3", yaegi: "10"},
+	"BadRangeSelfWrap":                      {want: "3", yaegi: "10"},
+	"BadLoopSelfWrapValue":                  {want: "3", yaegi: "10"},
+	"BadLoopSelfWrapInterpretedInterface":   {want: "3", yaegi: "10"},
+	"BadLoopWrapConcreteConstructor":        {want: "3", yaegi: "10"},
+	"BadLoopWrapTempVar":                    {want: "3", yaegi: "10"},
+	"BadLoopLinkCollected":                  {want: "3", yaegi: "10"},
+	"BadLoopHandlerFunc":                    {want: "3", yaegi: "10"},
+	"BadLoopCollectHandlers":                {want: "012", yaegi: "222"},
+	"BadLoopCollectHandlerVars":             {want: "012", yaegi: "222"},
+	"BadLoopCollectErrors":                  {want: "012", yaegi: "222"},
+	"BadLoopCollectAny":                     {want: "012", yaegi: "222"},
+	"BadLoopHandlerFuncCopy":                {want: "012", yaegi: "222"},
+	"SafeLoopWrapFunc":                      {want: "3"},
+	"SafeUnrolledWrap":                      {want: "3"},
+	"SafeClosureWrapInLoop":                 {want: "3"},
+	"SafeStepClosure":                       {want: "3"},
+	"SafeStepClosureInLoop":                 {want: "3"},
+	"SafeLoopHandlerFuncFromFunc":           {want: "3"},
+	"SafeLoopConcretePointers":              {want: "3"},
+	"SafeLoopErrorsFromFunc":                {want: "012"},
+	"SafeLoopVariableToAny":                 {want: "012"},
+	"SafeLoopNoMethodsToAny":                {want: "012"},
+	"StrictLoopUsedInIteration":             {want: "012"},
+	"StrictLoopValueToInterpretedInterface": {want: "3"},
+	"StrictLoopFuncToCompiledNow":           {want: "012"},
 }
 
 // interpretedCases evaluates package cases from its source with a bare Yaegi interpreter and

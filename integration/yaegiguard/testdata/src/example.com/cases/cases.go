@@ -1,6 +1,7 @@
 // Package cases holds tiny functions, each returning what it computed, that show how Yaegi
-// v0.16.1 runs multi-value assignments and multi-expression switch cases. It is compiled into
-// the tests and also evaluated by Yaegi, from this same source:
+// v0.16.1 runs multi-value assignments, multi-expression switch cases and values handed over
+// as interfaces inside loops. It is compiled into the tests and also evaluated by Yaegi, from
+// this same source:
 //   - Bad*: Yaegi v0.16.1 gets a wrong result; the guard must flag them.
 //   - Safe*: Yaegi gets them right; the guard must not flag them.
 //   - Strict*: Yaegi gets them right today, but the guard flags them anyway, because its rules
@@ -10,6 +11,8 @@ package cases
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sort"
 	"strconv"
 )
 
@@ -386,6 +389,390 @@ func StrictTaggedConstantExpr() string {
 	return "nomatch"
 }
 
+// ---- values handed over as interfaces inside a loop (loop-alias) ----
+
+// maxHops stops a chain that calls itself: a cycle serves maxHops+1 hops.
+const maxHops = 9
+
+var hops int
+
+// hop is a middleware step: it counts itself and calls next.
+type hop struct{ next http.Handler }
+
+func (s *hop) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	hops++
+	if hops > maxHops {
+		return
+	}
+	s.next.ServeHTTP(rw, req)
+}
+
+// valueHop is hop with a value receiver.
+type valueHop struct{ next http.Handler }
+
+func (s valueHop) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	hops++
+	if hops > maxHops {
+		return
+	}
+	s.next.ServeHTTP(rw, req)
+}
+
+type endpoint struct{}
+
+func (endpoint) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// serveHops serves one request through h and returns how many hops it took.
+func serveHops(h http.Handler) string {
+	hops = 0
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	return strconv.Itoa(hops)
+}
+
+// named writes its name in the X-Name header.
+type named struct{ name string }
+
+func (n *named) ServeHTTP(rw http.ResponseWriter, _ *http.Request) { rw.Header().Set("X-Name", n.name) }
+
+// Name is a method that makes *named more than plain data for Yaegi.
+func (n *named) Name() string { return n.name }
+
+// serveNames serves one request through each handler and joins the names they wrote.
+func serveNames(hs []http.Handler) string {
+	out := ""
+	for i := 0; i < len(hs); i++ {
+		rec := httptest.NewRecorder()
+		hs[i].ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		out += rec.Header().Get("X-Name")
+	}
+	return out
+}
+
+type caseError struct{ msg string }
+
+func (e *caseError) Error() string { return e.msg }
+
+// chainLink is an interface declared in interpreted code.
+type chainLink interface{ count() int }
+
+type ptrLink struct{ next chainLink }
+
+func (l *ptrLink) count() int {
+	hops++
+	if hops > maxHops || l.next == nil {
+		return hops
+	}
+	return l.next.count()
+}
+
+type valueLink struct{ next chainLink }
+
+func (l valueLink) count() int {
+	hops++
+	if hops > maxHops || l.next == nil {
+		return hops
+	}
+	return l.next.count()
+}
+
+type lastLink struct{}
+
+func (lastLink) count() int { return hops }
+
+// node is a concrete pointer chain, without interface.
+type node struct{ next *node }
+
+// plain has no methods.
+type plain struct{ name string }
+
+func wrapHop(next http.Handler) http.Handler { return &hop{next: next} }
+
+func newHop(next http.Handler) *hop { return &hop{next: next} }
+
+func countingFunc(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		hops++
+		if hops > maxHops {
+			return
+		}
+		next.ServeHTTP(rw, req)
+	})
+}
+
+func newCaseError(i int) error { return &caseError{msg: strconv.Itoa(i)} }
+
+func BadLoopSelfWrap() string {
+	var next http.Handler = endpoint{}
+	h := next
+	for i := 0; i < 3; i++ {
+		h = &hop{next: h}
+	}
+	return serveHops(h)
+}
+
+func BadRangeSelfWrap() string {
+	var h http.Handler = endpoint{}
+	for range []string{"a", "b", "c"} {
+		h = &hop{next: h}
+	}
+	return serveHops(h)
+}
+
+func BadLoopSelfWrapValue() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		h = valueHop{next: h}
+	}
+	return serveHops(h)
+}
+
+func BadLoopSelfWrapInterpretedInterface() string {
+	var l chainLink = lastLink{}
+	for i := 0; i < 3; i++ {
+		l = &ptrLink{next: l}
+	}
+	hops = 0
+	return strconv.Itoa(l.count())
+}
+
+func BadLoopWrapConcreteConstructor() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		h = newHop(h)
+	}
+	return serveHops(h)
+}
+
+func BadLoopWrapTempVar() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		s := &hop{next: h}
+		h = s
+	}
+	return serveHops(h)
+}
+
+func BadLoopLinkCollected() string {
+	var steps []*hop
+	for i := 0; i < 3; i++ {
+		steps = append(steps, &hop{})
+	}
+	var h http.Handler = endpoint{}
+	for i := len(steps) - 1; i >= 0; i-- {
+		steps[i].next = h
+		h = steps[i]
+	}
+	return serveHops(h)
+}
+
+func BadLoopHandlerFunc() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		next := h
+		h = http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+			hops++
+			if hops > maxHops {
+				return
+			}
+			next.ServeHTTP(rw, req)
+		})
+	}
+	return serveHops(h)
+}
+
+func BadLoopCollectHandlers() string {
+	var hs []http.Handler
+	for i := 0; i < 3; i++ {
+		hs = append(hs, &named{name: strconv.Itoa(i)})
+	}
+	return serveNames(hs)
+}
+
+func BadLoopCollectHandlerVars() string {
+	hs := make([]http.Handler, 3)
+	for i := 0; i < 3; i++ {
+		n := &named{name: strconv.Itoa(i)}
+		hs[i] = n
+	}
+	return serveNames(hs)
+}
+
+func BadLoopCollectErrors() string {
+	var errs []error
+	for i := 0; i < 3; i++ {
+		errs = append(errs, &caseError{msg: strconv.Itoa(i)})
+	}
+	out := ""
+	for i := 0; i < len(errs); i++ {
+		out += errs[i].Error()
+	}
+	return out
+}
+
+func BadLoopCollectAny() string {
+	var all []any
+	for i := 0; i < 3; i++ {
+		all = append(all, &named{name: strconv.Itoa(i)})
+	}
+	out := ""
+	for i := 0; i < len(all); i++ {
+		out += all[i].(*named).Name()
+	}
+	return out
+}
+
+func BadLoopHandlerFuncCopy() string {
+	var hs []http.Handler
+	for i := 0; i < 3; i++ {
+		name := strconv.Itoa(i)
+		hs = append(hs, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.Header().Set("X-Name", name) }))
+	}
+	return serveNames(hs)
+}
+
+func SafeLoopWrapFunc() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		h = wrapHop(h)
+	}
+	return serveHops(h)
+}
+
+func SafeUnrolledWrap() string {
+	var h http.Handler = endpoint{}
+	h = &hop{next: h}
+	h = &hop{next: h}
+	h = &hop{next: h}
+	return serveHops(h)
+}
+
+func SafeClosureWrapInLoop() string {
+	var h http.Handler = endpoint{}
+	add := func() { h = &hop{next: h} }
+	for i := 0; i < 3; i++ {
+		add()
+	}
+	return serveHops(h)
+}
+
+// SafeStepClosure builds the chain as gateway.go's New does: a closure that calls a
+// constructor with h and stores the result in h.
+func SafeStepClosure() string {
+	var h http.Handler = endpoint{}
+	step := func(build func(next http.Handler) (http.Handler, error)) {
+		m, err := build(h)
+		if err != nil {
+			return
+		}
+		h = m
+	}
+	build := func(next http.Handler) (http.Handler, error) { return &hop{next: next}, nil }
+	step(build)
+	step(build)
+	step(build)
+	return serveHops(h)
+}
+
+func SafeStepClosureInLoop() string {
+	var h http.Handler = endpoint{}
+	step := func(build func(next http.Handler) (http.Handler, error)) {
+		m, err := build(h)
+		if err != nil {
+			return
+		}
+		h = m
+	}
+	for i := 0; i < 3; i++ {
+		step(func(next http.Handler) (http.Handler, error) { return &hop{next: next}, nil })
+	}
+	return serveHops(h)
+}
+
+func SafeLoopHandlerFuncFromFunc() string {
+	var h http.Handler = endpoint{}
+	for i := 0; i < 3; i++ {
+		h = countingFunc(h)
+	}
+	return serveHops(h)
+}
+
+func SafeLoopConcretePointers() string {
+	var n *node
+	for i := 0; i < 3; i++ {
+		n = &node{next: n}
+	}
+	c := 0
+	for ; n != nil && c <= maxHops; n = n.next {
+		c++
+	}
+	return strconv.Itoa(c)
+}
+
+func SafeLoopErrorsFromFunc() string {
+	var errs []error
+	for i := 0; i < 3; i++ {
+		errs = append(errs, newCaseError(i))
+	}
+	out := ""
+	for i := 0; i < len(errs); i++ {
+		out += errs[i].Error()
+	}
+	return out
+}
+
+func SafeLoopVariableToAny() string {
+	var all []any
+	for i := 0; i < 3; i++ {
+		n := &named{name: strconv.Itoa(i)}
+		all = append(all, n)
+	}
+	out := ""
+	for i := 0; i < len(all); i++ {
+		out += all[i].(*named).Name()
+	}
+	return out
+}
+
+func SafeLoopNoMethodsToAny() string {
+	all := make([]any, 3)
+	for i := 0; i < 3; i++ {
+		all[i] = &plain{name: strconv.Itoa(i)}
+	}
+	out := ""
+	for i := 0; i < len(all); i++ {
+		out += all[i].(*plain).name
+	}
+	return out
+}
+
+func StrictLoopUsedInIteration() string {
+	out := ""
+	for i := 0; i < 3; i++ {
+		var h http.Handler = &named{name: strconv.Itoa(i)}
+		out += serveNames([]http.Handler{h})
+	}
+	return out
+}
+
+func StrictLoopValueToInterpretedInterface() string {
+	var l chainLink = lastLink{}
+	for i := 0; i < 3; i++ {
+		l = valueLink{next: l}
+	}
+	hops = 0
+	return strconv.Itoa(l.count())
+}
+
+func StrictLoopFuncToCompiledNow() string {
+	out := ""
+	for i := 0; i < 3; i++ {
+		s := []int{3, i, 2}
+		sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+		out += strconv.Itoa(s[0])
+	}
+	return out
+}
+
 // Funcs lists every function above by name.
 var Funcs = map[string]func() string{
 	"BadAssignLiteralThenCall":  BadAssignLiteralThenCall,
@@ -436,4 +823,31 @@ var Funcs = map[string]func() string{
 	"StrictAssignNestedCall":    StrictAssignNestedCall,
 	"StrictDefineTwoComposites": StrictDefineTwoComposites,
 	"StrictTaggedConstantExpr":  StrictTaggedConstantExpr,
+
+	"BadLoopSelfWrap":                       BadLoopSelfWrap,
+	"BadRangeSelfWrap":                      BadRangeSelfWrap,
+	"BadLoopSelfWrapValue":                  BadLoopSelfWrapValue,
+	"BadLoopSelfWrapInterpretedInterface":   BadLoopSelfWrapInterpretedInterface,
+	"BadLoopWrapConcreteConstructor":        BadLoopWrapConcreteConstructor,
+	"BadLoopWrapTempVar":                    BadLoopWrapTempVar,
+	"BadLoopLinkCollected":                  BadLoopLinkCollected,
+	"BadLoopHandlerFunc":                    BadLoopHandlerFunc,
+	"BadLoopCollectHandlers":                BadLoopCollectHandlers,
+	"BadLoopCollectHandlerVars":             BadLoopCollectHandlerVars,
+	"BadLoopCollectErrors":                  BadLoopCollectErrors,
+	"BadLoopCollectAny":                     BadLoopCollectAny,
+	"BadLoopHandlerFuncCopy":                BadLoopHandlerFuncCopy,
+	"SafeLoopWrapFunc":                      SafeLoopWrapFunc,
+	"SafeUnrolledWrap":                      SafeUnrolledWrap,
+	"SafeClosureWrapInLoop":                 SafeClosureWrapInLoop,
+	"SafeStepClosure":                       SafeStepClosure,
+	"SafeStepClosureInLoop":                 SafeStepClosureInLoop,
+	"SafeLoopHandlerFuncFromFunc":           SafeLoopHandlerFuncFromFunc,
+	"SafeLoopConcretePointers":              SafeLoopConcretePointers,
+	"SafeLoopErrorsFromFunc":                SafeLoopErrorsFromFunc,
+	"SafeLoopVariableToAny":                 SafeLoopVariableToAny,
+	"SafeLoopNoMethodsToAny":                SafeLoopNoMethodsToAny,
+	"StrictLoopUsedInIteration":             StrictLoopUsedInIteration,
+	"StrictLoopValueToInterpretedInterface": StrictLoopValueToInterpretedInterface,
+	"StrictLoopFuncToCompiledNow":           StrictLoopFuncToCompiledNow,
 }

@@ -19,6 +19,7 @@ const prelude = `package p
 import (
 	"math/bits"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,26 @@ func big(s []string, ok bool) int {
 	n += len(s[0]) + len(s[1]) + len(s[2]) + len(s[3]) + len(s[4]) + len(s[5]) + len(s[0]) + len(s[1])
 	return n
 }
+
+// step is a middleware that calls the next handler; gate decides as an interpreted method.
+type step struct{ next http.Handler }
+
+func (s *step) ServeHTTP(rw http.ResponseWriter, req *http.Request) { s.next.ServeHTTP(rw, req) }
+
+func wrap(next http.Handler) http.Handler { return &step{next: next} }
+
+type gate struct{ n int }
+
+func (g *gate) admit(rw http.ResponseWriter, req *http.Request) bool { return g.n >= 0 }
+
+var (
+	rw         = httptest.NewRecorder()
+	req        = httptest.NewRequest("GET", "/", nil)
+	end        = http.HandlerFunc(http.NotFound) // compiled
+	hop        = wrap(end)
+	hop3       = wrap(wrap(wrap(end)))
+	g1, g2, g3 = &gate{}, &gate{}, &gate{}
+)
 
 var t = &T{
 	h: http.Header{"X-Auth-Client": {"svc"}},
@@ -85,6 +106,10 @@ var cases = []struct{ name, body string }{
 	{"compiled mu.Lock + mu.Unlock", `t.mu.Lock(); t.mu.Unlock()`},
 	{"compiled strings.Split", `_ = strings.Split("1 1 99 1 0 x", " ")`},
 	{"string(b[1:3])", `b := t.m["svc"]; _ = string(b[1:3])`},
+	{"compiled handler end.ServeHTTP(rw, req)", `end.ServeHTTP(rw, req)`},
+	{"one interpreted step through http.Handler, then end", `hop.ServeHTTP(rw, req)`},
+	{"three steps chained through http.Handler, then end", `hop3.ServeHTTP(rw, req)`},
+	{"three interpreted g.admit(rw, req) bool, then end", `if g1.admit(rw, req) && g2.admit(rw, req) && g3.admit(rw, req) { end.ServeHTTP(rw, req) }`},
 }
 
 func BenchmarkYaegi(b *testing.B) {

@@ -58,6 +58,27 @@ func machineCPU(t *testing.T) time.Duration {
 	return time.Duration(busy) * clockTick
 }
 
+// stealCPU is the time the hypervisor ran something else while this virtual machine had
+// work to run (/proc/stat "steal"), over all cores. The rest of the rig's figures do not
+// show it, but every latency does: a run with steal is a slower machine.
+func stealCPU(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatalf("cpu: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 {
+		return 0
+	}
+	n, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		t.Fatalf("cpu: /proc/stat: %q", line)
+	}
+	return time.Duration(n) * clockTick
+}
+
 // redisCPU is the CPU time redis-server has used so far (INFO cpu).
 func redisCPU(t *testing.T, rdb *redis.Client) time.Duration {
 	t.Helper()

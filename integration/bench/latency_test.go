@@ -100,6 +100,7 @@ type latencyResult struct {
 	traefikCPU              time.Duration  // Traefik's CPU time per request
 	busy                    float64        // the rig's busy share of the machine over the run (0..1)
 	machine                 float64        // the whole machine's (other work included)
+	steal                   float64        // the hypervisor's steal over the run, share of the cores
 }
 
 // TestBenchLatency sends requests at fixed rates (BENCH_RATES, default 500, 1000, 2000 per
@@ -258,8 +259,8 @@ limits: [{requests: "1000000000", window: 1s}]
 			for _, s := range scenarios {
 				r := run(s, rate, latencyDuration)
 				results[s.key][rate] = append(results[s.key][rate], r)
-				t.Logf("round %d %s @%d/s: p50 %s p99 %s p99.9 %s max %s, failed %d, Traefik %.0f µs/req, rig %.0f%%, machine %.0f%%",
-					round+1, s.key, rate, r.p50, r.p99, r.p999, r.mx, r.failed, us(r.traefikCPU), 100*r.busy, 100*r.machine)
+				t.Logf("round %d %s @%d/s: p50 %s p99 %s p99.9 %s max %s, failed %d, Traefik %.0f µs/req, rig %.0f%%, machine %.0f%% (steal %.0f%%)",
+					round+1, s.key, rate, r.p50, r.p99, r.p999, r.mx, r.failed, us(r.traefikCPU), 100*r.busy, 100*r.machine, 100*r.steal)
 			}
 		}
 	}
@@ -270,7 +271,7 @@ limits: [{requests: "1000000000", window: 1s}]
 func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d time.Duration, want uint16, rig func() time.Duration) latencyResult {
 	t.Helper()
 	pid := s.pid()
-	tc, mc, rc := processCPU(t, pid), machineCPU(t), rig()
+	tc, mc, rc, sc := processCPU(t, pid), machineCPU(t), rig(), stealCPU(t)
 	start := time.Now()
 	res := latencyResult{rate: float64(rate), codes: map[uint16]int{}}
 	var lat []time.Duration
@@ -299,7 +300,7 @@ func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d t
 		}
 		t.Logf("%s @%d/s: worst 100 ms slots (send offset, max latency): %v", s.key, rate, worst)
 	}
-	tc, mc, rc = processCPU(t, pid)-tc, machineCPU(t)-mc, rig()-rc
+	tc, mc, rc, sc = processCPU(t, pid)-tc, machineCPU(t)-mc, rig()-rc, stealCPU(t)-sc
 	res.n = len(lat)
 	if res.n == 0 {
 		t.Fatalf("%s: no answers", s.key)
@@ -308,6 +309,7 @@ func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d t
 	res.traefikCPU = tc / time.Duration(res.n)
 	res.busy = float64(rc) / float64(elapsed) / float64(numCPU())
 	res.machine = float64(mc) / float64(elapsed) / float64(numCPU())
+	res.steal = float64(sc) / float64(elapsed) / float64(numCPU())
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(10 * time.Microsecond) }
 	res.p50, res.p90, res.p99, res.p999, res.mx = q(0.50), q(0.90), q(0.99), q(0.999), lat[len(lat)-1].Round(10*time.Microsecond)
@@ -323,7 +325,7 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nopen-loop latency (vegeta, fixed arrival rate), %d rounds of %s per scenario and rate, interleaved; %d cores shared by the load generator, both Traefiks, Redis, backends and issuer; %s\n\n",
 		latencyRounds, latencyDuration, numCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| scenario | rate/s | p50 | p90 | p99 | p99.9 | max | failed | Traefik CPU µs/req | rig busy | p50 / anchor | p99 / anchor | busy − anchor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | rate/s | p50 | p90 | p99 | p99.9 | max | failed | Traefik CPU µs/req | rig busy | steal | p50 / anchor | p99 / anchor | busy − anchor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range scenarios {
 		for _, rate := range latencyRates {
 			rs := results[s.key][rate]
@@ -337,6 +339,7 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 			mx := spread(rs, func(r latencyResult) float64 { return ms(r.mx) })
 			cpu := spread(rs, func(r latencyResult) float64 { return us(r.traefikCPU) })
 			busy := spread(rs, func(r latencyResult) float64 { return 100 * r.busy })
+			steal := spread(rs, func(r latencyResult) float64 { return 100 * r.steal })
 			failed := 0
 			for _, r := range rs {
 				failed += r.failed
@@ -347,8 +350,8 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 				r99 = ratios(rs, as, func(r latencyResult) float64 { return ms(r.p99) }, "×")
 				rb = diffs(rs, as, func(r latencyResult) float64 { return 100 * r.busy })
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %s | %s%% | %s | %s | %s |\n",
-				s.name, rate, p50.f("ms"), p90.f("ms"), p99.f("ms"), p999.f("ms"), mx.f("ms"), failed, cpu.f(""), busy.f(""), r50, r99, rb)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %s | %s%% | %s%% | %s | %s | %s |\n",
+				s.name, rate, p50.f("ms"), p90.f("ms"), p99.f("ms"), p999.f("ms"), mx.f("ms"), failed, cpu.f(""), busy.f(""), steal.f(""), r50, r99, rb)
 		}
 	}
 	// The rate at which p99 crosses 50 ms (median round), per scenario.

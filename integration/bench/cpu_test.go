@@ -39,23 +39,33 @@ func processCPU(t *testing.T, pid int) time.Duration {
 // (/proc/stat), over all cores.
 func machineCPU(t *testing.T) time.Duration {
 	t.Helper()
+	var busy time.Duration
+	for i, v := range procStatCPU(t) {
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are already in user
+			busy += v
+		}
+	}
+	return busy
+}
+
+// procStatCPU is the first line of /proc/stat: the times of all cores by state (user, nice,
+// system, idle, iowait, irq, softirq, steal, guest, guest_nice).
+func procStatCPU(t *testing.T) []time.Duration {
+	t.Helper()
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		t.Fatalf("cpu: %v", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var busy int64
-	for i, v := range f[1:] {
+	var out []time.Duration
+	for _, v := range strings.Fields(line)[1:] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			t.Fatalf("cpu: /proc/stat: %q", line)
 		}
-		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are already in user
-			busy += n
-		}
+		out = append(out, time.Duration(n)*clockTick)
 	}
-	return time.Duration(busy) * clockTick
+	return out
 }
 
 // stealCPU is the time the hypervisor ran something else while this virtual machine had
@@ -63,20 +73,11 @@ func machineCPU(t *testing.T) time.Duration {
 // show it, but every latency does: a run with steal is a slower machine.
 func stealCPU(t *testing.T) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		t.Fatalf("cpu: %v", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 {
+	f := procStatCPU(t)
+	if len(f) < 8 {
 		return 0
 	}
-	n, err := strconv.ParseInt(f[8], 10, 64)
-	if err != nil {
-		t.Fatalf("cpu: /proc/stat: %q", line)
-	}
-	return time.Duration(n) * clockTick
+	return f[7]
 }
 
 // redisCPU is the CPU time redis-server has used so far (INFO cpu).

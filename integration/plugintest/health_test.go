@@ -545,17 +545,24 @@ func TestHealthMethods(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/status/anything", nil))
-			if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "application/health+json" || w.Header().Get("Cache-Control") != "no-store" {
-				t.Fatalf("HEAD: %d %q %v", w.Code, w.Body.String(), w.Header())
-			}
-			w = httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/health", strings.NewReader("x")))
-			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
-				t.Fatalf("POST: %d %v", w.Code, w.Header())
-			}
+			hlMethods(t, h, "/status/anything")
 		})
+	}
+}
+
+// hlMethods checks, on a health endpoint whose checks pass, that HEAD to path answers 200
+// with no body, the health media type and no-store, and that POST answers 405 with Allow.
+func hlMethods(t *testing.T, h http.Handler, path string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, path, nil))
+	if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "application/health+json" || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("HEAD: %d %q %v", w.Code, w.Body.String(), w.Header())
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader("x")))
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Fatalf("POST: %d %v", w.Code, w.Header())
 	}
 }
 

@@ -3,8 +3,6 @@ package plugintest
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
@@ -109,16 +107,7 @@ func TestSuiteHealthCacheAndMethods(t *testing.T) {
 			if n := env.jwks.fetches.Load() - fetches0; n != 1 {
 				t.Fatalf("5 calls made %d JWKS fetches, want 1 (cacheFor 1m)", n)
 			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/health", nil))
-			if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "application/health+json" {
-				t.Fatalf("HEAD: %d %q %v", w.Code, w.Body.String(), w.Header())
-			}
-			w = httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/health", strings.NewReader("x")))
-			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
-				t.Fatalf("POST: %d %v", w.Code, w.Header())
-			}
+			hlMethods(t, h, "/health")
 		})
 	}
 }

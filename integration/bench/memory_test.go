@@ -4,18 +4,19 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"gopkg.in/yaml.v3"
 
+	"github.com/pavilion-trust/gateway/integration/configcheck"
 	"github.com/pavilion-trust/gateway/integration/gatewaytest"
 	"github.com/pavilion-trust/gateway/integration/pluginharness"
 	"github.com/pavilion-trust/gateway/integration/redistest"
@@ -52,7 +53,10 @@ func TestBenchMemory(t *testing.T) {
 		"ratelimit": "github.com/pavilion-trust/gateway/plugins/ratelimit",
 		"requestid": "github.com/pavilion-trust/gateway/plugins/requestid",
 	}
-	used := staticPlugins(t)
+	used, err := configcheck.LocalPlugins(filepath.Join(pluginharness.RepoRoot(), "static", "traefik.yml"))
+	if err != nil || len(used) == 0 {
+		t.Fatalf("the plugins static/traefik.yml declares: %v %v", used, err)
+	}
 	idle := func(name string, plugins map[string]string) int64 {
 		gw := traefiktest.Start(t, traefiktest.Options{Dynamic: bare, Plugins: plugins, WaitRouters: []string{"bare@file"}, Quiet: true})
 		a := vegeta.NewAttacker(vegeta.KeepAlive(true))
@@ -135,7 +139,7 @@ func TestBenchMemory(t *testing.T) {
 	}
 	row("no plugin (one router, 5 s at 500 req/s)", none)
 	row("all five plugins of the repository declared (same)", everyPlugin)
-	row(fmt.Sprintf("the %s the gateway uses, %s (same)", count(len(used)), strings.Join(sortedNames(used), " + ")), usedPlugins)
+	row(fmt.Sprintf("the plugins static/ declares: %s (same)", strings.Join(slices.Sorted(maps.Keys(used)), ", ")), usedPlugins)
 	row("Traefik alone: static/ without plugins, ready", aloneStart)
 	for _, s := range aloneSamples {
 		row(fmt.Sprintf("Traefik alone, native chain, after %s at %d req/s (goroutines %d; anon %.1f, file %.1f MiB)", s.at, memoryRate, s.gor, float64(s.anon)/1024, float64(s.file)/1024), s.rss)
@@ -204,50 +208,4 @@ func envNote(env []string) string {
 		return ""
 	}
 	return " (" + strings.Join(env, " ") + ")"
-}
-
-// staticPlugins returns the local plugins static/traefik.yml declares (name -> moduleName):
-// the gateway's plugin set.
-func staticPlugins(t *testing.T) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(pluginharness.RepoRoot(), "static", "traefik.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var static struct {
-		Experimental struct {
-			LocalPlugins map[string]struct {
-				ModuleName string `yaml:"moduleName"`
-			} `yaml:"localPlugins"`
-		} `yaml:"experimental"`
-	}
-	if err := yaml.Unmarshal(b, &static); err != nil {
-		t.Fatalf("static/traefik.yml: %v", err)
-	}
-	out := map[string]string{}
-	for name, lp := range static.Experimental.LocalPlugins {
-		out[name] = lp.ModuleName
-	}
-	if len(out) == 0 {
-		t.Fatal("static/traefik.yml declares no local plugin")
-	}
-	return out
-}
-
-func sortedNames(m map[string]string) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// count spells a small number as the table's rows do ("the one the gateway uses").
-func count(n int) string {
-	words := []string{"none", "one", "two", "three", "four", "five"}
-	if n < len(words) {
-		return words[n]
-	}
-	return strconv.Itoa(n)
 }

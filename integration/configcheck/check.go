@@ -81,6 +81,22 @@ type defined struct {
 	decoded map[string]any // plugin name -> decoded options (plugin middlewares)
 }
 
+// LocalPlugins reads, with Traefik's own parser, the local plugins a static configuration
+// file declares: name -> moduleName (none: an empty map).
+func LocalPlugins(static string) (map[string]string, error) {
+	var c staticConfig
+	if err := file.Decode(static, &c); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	if c.Experimental != nil {
+		for name, lp := range c.Experimental.LocalPlugins {
+			out[name] = lp.ModuleName
+		}
+	}
+	return out, nil
+}
+
 // Check runs every check and reports what it found.
 func Check(paths Paths) *Report {
 	paths = paths.withDefaults()
@@ -93,18 +109,18 @@ func Check(paths Paths) *Report {
 	}
 
 	// Static: the local plugins (name -> moduleName -> checker).
-	var static staticConfig
-	if err := file.Decode(paths.Static, &static); err != nil {
+	declared, err := LocalPlugins(paths.Static)
+	if err != nil {
 		r.problem("%s: %v", rel(paths.Static), err)
 		return r
 	}
 	plugins := map[string]pluginKind{}
 	moduleOf := map[string]string{}
-	if static.Experimental == nil || len(static.Experimental.LocalPlugins) == 0 {
+	if len(declared) == 0 {
 		r.problem("%s: no experimental.localPlugins", rel(paths.Static))
 	} else {
-		for _, name := range sortedKeys(static.Experimental.LocalPlugins) {
-			mod := static.Experimental.LocalPlugins[name].ModuleName
+		for _, name := range sortedKeys(declared) {
+			mod := declared[name]
 			kind, ok := modules[mod]
 			if !ok {
 				r.problem("%s: experimental.localPlugins.%s.moduleName %q: no checker for this module (add it to configcheck)", rel(paths.Static), name, mod)

@@ -3,7 +3,7 @@
 // passes its compiled tests cannot break inside Traefik.
 //
 // The rules it enforces — tuple-assign, multi-case, variadic-field, select, errors-as,
-// builtin-minmax, range-int, range-chan-slice, loop-alias — are explained, with what to write
+// builtin-minmax, range-int, range-chan-slice, loop-alias, unnamed-param — are explained, with what to write
 // instead, in docs/yaegi.md, the one list of rules for plugin code; a rule added here must be
 // added there (integration/docscheck checks that every rule reported here is documented).
 //
@@ -121,6 +121,10 @@ func (c *checker) visit(n ast.Node) bool {
 		c.checkLoopAlias(n, n.Body)
 	case *ast.ForStmt:
 		c.checkLoopAlias(n, n.Post, n.Body)
+	case *ast.FuncDecl:
+		c.checkUnnamedParams(n.Type, n.Body)
+	case *ast.FuncLit:
+		c.checkUnnamedParams(n.Type, n.Body)
 	case *ast.SelectStmt:
 		c.report(n.Pos(), "select", "Yaegi v0.16.1 keeps one set of cases per select statement (interp/run.go _select), shared by every goroutine running it at the same time: concurrent waits get each other's channels; wait on a single channel instead")
 	}
@@ -397,6 +401,22 @@ func (c *checker) checkNewerGo(call *ast.CallExpr) {
 
 // checkRangeInt flags `for i := range n` over an integer, which makes Yaegi v0.16.1 panic at
 // import. It needs types.
+// checkUnnamedParams reports a function (declared or literal) with a parameter that has no
+// name, not even _, and a body that is not empty: under Yaegi v0.16.1 the values such a
+// function computes can land in the slots of its parameters and results (reflect.Set panics:
+// "value of type *http.Request is not assignable to type error"; cases.BadUnnamedParam).
+func (c *checker) checkUnnamedParams(ft *ast.FuncType, body *ast.BlockStmt) {
+	if ft.Params == nil || body == nil || len(body.List) == 0 {
+		return
+	}
+	for _, f := range ft.Params.List {
+		if len(f.Names) == 0 {
+			c.report(f.Pos(), "unnamed-param", "a parameter without a name makes Yaegi v0.16.1 write the function's values into the wrong slots (a panic in reflect.Set); name it, or write _ for one the function does not use")
+			return
+		}
+	}
+}
+
 func (c *checker) checkRangeInt(r *ast.RangeStmt) {
 	if c.info == nil {
 		return

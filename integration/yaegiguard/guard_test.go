@@ -171,6 +171,10 @@ func TestCheckerOnSamples(t *testing.T) {
 		{desc: "a loop in a function literal in a loop", extra: hopType, src: "for {\nf := func() {\nvar h http.Handler\nfor {\nh = &T{next: h}\n}\n}\n_ = f\n}", want: []string{"6 loop-alias"}},
 		{desc: "a function literal to compiled code in a loop", src: "var h http.Handler\nfor {\nh = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})\n}", want: []string{"4 loop-alias"}},
 		{desc: "a function literal to interpreted code in a loop", extra: "func each(f func()) { f() }", src: "for {\neach(func() {})\n}"},
+		{desc: "a literal with an unnamed parameter", src: "_ = func(int) string { return \"\" }", want: []string{"2 unnamed-param"}},
+		{desc: "a declared function with an unnamed parameter", extra: "func h(int, string) error { return nil }", want: []string{"11 unnamed-param"}},
+		{desc: "parameters written _ or named", extra: "func h(_ int, s string) error { return nil }", src: "_ = func(_ int) string { return \"\" }"},
+		{desc: "an unnamed parameter of an empty function", src: "_ = func(int) {}"},
 		{
 			desc: "several findings",
 			src:  "a, b = f(), g()\nswitch {\ncase p, q:\n}\nswitch {\ncase r:\ncase p, q:\n}",

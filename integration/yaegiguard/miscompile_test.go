@@ -106,6 +106,9 @@ var expectations = map[string]expectation{
 	"StrictLoopUsedInIteration":             {want: "012"},
 	"StrictLoopValueToInterpretedInterface": {want: "3"},
 	"StrictLoopFuncToCompiledNow":           {want: "012"},
+	// A parameter without a name: the function's values land in the wrong slots.
+	"BadUnnamedParam": {want: "7", yaegi: "panic"},
+	"SafeBlankParam":  {want: "7"},
 }
 
 // interpretedCases evaluates package cases from its source with a bare Yaegi interpreter and

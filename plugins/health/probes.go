@@ -74,7 +74,7 @@ func newProbeClient(tlsConfig *tls.Config) *http.Client {
 			TLSClientConfig:     tlsConfig,
 		},
 		// A health endpoint that redirects fails; it is not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: func(_ *http.Request, _ []*http.Request) error { return http.ErrUseLastResponse }, // named: docs/yaegi.md item 16
 	}
 }
 

@@ -54,7 +54,7 @@ func newJWKSCache(s *settings, logf func(string)) *jwksCache {
 	client := &http.Client{
 		Timeout: s.fetchTimeout,
 		// A key endpoint that redirects is refused rather than followed (possibly to http).
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: func(_ *http.Request, _ []*http.Request) error { return http.ErrUseLastResponse }, // named: docs/yaegi.md item 16
 	}
 	if s.caPool != nil {
 		// caFile: the default transport's settings, verifying servers against the CA only.

@@ -773,6 +773,31 @@ func StrictLoopFuncToCompiledNow() string {
 	return out
 }
 
+// ---- a function with an unnamed parameter ----
+
+// BadUnnamedParam: the literal's parameter has no name; under Yaegi the value of its compiled
+// call lands in the wrong slot (reflect.Set panics).
+func BadUnnamedParam() (out string) {
+	defer func() {
+		if recover() != nil {
+			out = "panic"
+		}
+	}()
+	run := func(b func(int) string) string { return b(1) }
+	return run(func(int) string { return strconv.Itoa(7) })
+}
+
+// SafeBlankParam: the same literal with its parameter written _.
+func SafeBlankParam() (out string) {
+	defer func() {
+		if recover() != nil {
+			out = "panic"
+		}
+	}()
+	run := func(b func(int) string) string { return b(1) }
+	return run(func(_ int) string { return strconv.Itoa(7) })
+}
+
 // Funcs lists every function above by name.
 var Funcs = map[string]func() string{
 	"BadAssignLiteralThenCall":  BadAssignLiteralThenCall,
@@ -850,4 +875,6 @@ var Funcs = map[string]func() string{
 	"StrictLoopUsedInIteration":             StrictLoopUsedInIteration,
 	"StrictLoopValueToInterpretedInterface": StrictLoopValueToInterpretedInterface,
 	"StrictLoopFuncToCompiledNow":           StrictLoopFuncToCompiledNow,
+	"BadUnnamedParam":                       BadUnnamedParam,
+	"SafeBlankParam":                        SafeBlankParam,
 }

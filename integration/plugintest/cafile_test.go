@@ -81,10 +81,7 @@ func TestJWTAuthCAFile(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					r := httptest.NewRequest(http.MethodGet, "/", nil)
-					r.Header.Set("Authorization", "Bearer "+tok)
-					w := httptest.NewRecorder()
-					h.ServeHTTP(w, r)
+					w := serveBearer(h, tok)
 					if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.why) {
 						t.Fatalf("status %d, want %d with %q: %s", w.Code, tc.status, tc.why, w.Body)
 					}

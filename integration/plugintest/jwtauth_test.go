@@ -129,6 +129,15 @@ func withToken(over map[string]any) func(t *testing.T, iss *issuer.Issuer, r *ht
 
 const invalid = `Bearer realm="pavilion", error="invalid_token"*`
 
+// serveBearer serves a GET with tok as its bearer token through h.
+func serveBearer(h http.Handler, tok string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
 func jwtCases() []jwtCase {
 	now := time.Now()
 	signWith := func(header map[string]any, over map[string]any, method jwt.SigningMethod, key func(iss *issuer.Issuer) any) func(t *testing.T, iss *issuer.Issuer, r *http.Request) {

@@ -86,11 +86,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.Header.Set("Authorization", "Bearer "+tok)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			if w.Code != http.StatusUnauthorized {
+			if w := serveBearer(h, tok); w.Code != http.StatusUnauthorized {
 				t.Fatalf("a token while the key set URL redirects: %d %s, want 401", w.Code, w.Body)
 			}
 		})

@@ -62,6 +62,18 @@ bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,
 bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load; the live heap of one interpreter per package
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench(InterpreterHeap|Memory)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
 
+.PHONY: bench-compiled
+bench-compiled: traefik ## the interpreter's share of the suite's cost: bench-latency on stock Traefik and on one with the suite compiled in, alternated BENCH_COMPILED_ROUNDS times (default 2)
+	@set -eo pipefail; stock=$$(bash .ci/build-traefik); compiled=$$(bash .ci/build-traefik-compiled); \
+	  out=$(CURDIR)/bench-compiled-results.txt; : > $$out; \
+	  for r in $$(seq $${BENCH_COMPILED_ROUNDS:-2}); do for v in interpreted compiled; do \
+	    bin=$$stock; if [ $$v = compiled ]; then bin=$$compiled; fi; \
+	    echo "== round $$r: the suite $$v ($$bin), $$(date -u '+%F %H:%M UTC')" | tee -a $$out; \
+	    (cd integration && TRAEFIK_BIN=$$bin PAVILION_BENCH=1 BENCH_SCENARIOS=$${BENCH_SCENARIOS:-bare,native,ours,suite,chain,gateway} \
+	      BENCH_RATES=$${BENCH_RATES:-1000} BENCH_LATENCY_ROUNDS=$${BENCH_LATENCY_ROUNDS:-2} \
+	      $(GO) test -count=1 -timeout 30m -run '^TestBenchLatency$$' -v ./bench/) 2>&1 | grep -E '^(\||open-loop|--- |FAIL|ok )' | tee -a $$out; \
+	  done; done
+
 .PHONY: soak soak-short
 soak-short: traefik ## the soak for 60 seconds at 1000 req/s (part of make test)
 	set -o pipefail; cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_SOAK=1 PAVILION_SOAK_DURATION=60s PAVILION_SOAK_RATE=1000 \

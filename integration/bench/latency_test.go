@@ -98,6 +98,7 @@ type latencyResult struct {
 	n, failed               int            // answers; transport errors and unexpected codes
 	codes                   map[uint16]int // status codes
 	traefikCPU              time.Duration  // Traefik's CPU time per request
+	redisCPU                time.Duration  // Redis' CPU time per request (INFO cpu)
 	busy                    float64        // the rig's busy share of the machine over the run (0..1)
 	machine                 float64        // the whole machine's (other work included)
 	steal                   float64        // the hypervisor's steal over the run, share of the cores
@@ -225,7 +226,7 @@ limits: [{requests: "1000000000", window: 1s}]
 		if want == 0 {
 			want = http.StatusOK
 		}
-		return openLoop(t, attacker(s.https), s, rate, d, want, rig)
+		return openLoop(t, attacker(s.https), s, rate, d, want, rig, func() time.Duration { return redisCPU(t, rdb) })
 	}
 
 	// Warm-up: interpreters, pools, the token cache, TLS sessions.
@@ -259,8 +260,8 @@ limits: [{requests: "1000000000", window: 1s}]
 			for _, s := range scenarios {
 				r := run(s, rate, latencyDuration)
 				results[s.key][rate] = append(results[s.key][rate], r)
-				t.Logf("round %d %s @%d/s: p50 %s p99 %s p99.9 %s max %s, failed %d, Traefik %.0f µs/req, rig %.0f%%, machine %.0f%% (steal %.0f%%)",
-					round+1, s.key, rate, r.p50, r.p99, r.p999, r.mx, r.failed, us(r.traefikCPU), 100*r.busy, 100*r.machine, 100*r.steal)
+				t.Logf("round %d %s @%d/s: p50 %s p99 %s p99.9 %s max %s, failed %d, Traefik %.0f µs/req, Redis %.0f µs/req, rig %.0f%%, machine %.0f%% (steal %.0f%%)",
+					round+1, s.key, rate, r.p50, r.p99, r.p999, r.mx, r.failed, us(r.traefikCPU), us(r.redisCPU), 100*r.busy, 100*r.machine, 100*r.steal)
 			}
 		}
 	}
@@ -268,10 +269,10 @@ limits: [{requests: "1000000000", window: 1s}]
 }
 
 // openLoop sends s.target at rate per second for d and measures every answer.
-func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d time.Duration, want uint16, rig func() time.Duration) latencyResult {
+func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d time.Duration, want uint16, rig, redis func() time.Duration) latencyResult {
 	t.Helper()
 	pid := s.pid()
-	tc, mc, rc, sc := processCPU(t, pid), machineCPU(t), rig(), stealCPU(t)
+	tc, mc, rc, sc, dc := processCPU(t, pid), machineCPU(t), rig(), stealCPU(t), redis()
 	start := time.Now()
 	res := latencyResult{rate: float64(rate), codes: map[uint16]int{}}
 	var lat []time.Duration
@@ -300,13 +301,14 @@ func openLoop(t *testing.T, a *vegeta.Attacker, s latencyScenario, rate int, d t
 		}
 		t.Logf("%s @%d/s: worst 100 ms slots (send offset, max latency): %v", s.key, rate, worst)
 	}
-	tc, mc, rc, sc = processCPU(t, pid)-tc, machineCPU(t)-mc, rig()-rc, stealCPU(t)-sc
+	tc, mc, rc, sc, dc = processCPU(t, pid)-tc, machineCPU(t)-mc, rig()-rc, stealCPU(t)-sc, redis()-dc
 	res.n = len(lat)
 	if res.n == 0 {
 		t.Fatalf("%s: no answers", s.key)
 	}
 	res.achieved = float64(res.n) / elapsed.Seconds()
 	res.traefikCPU = tc / time.Duration(res.n)
+	res.redisCPU = dc / time.Duration(res.n)
 	res.busy = float64(rc) / float64(elapsed) / float64(numCPU())
 	res.machine = float64(mc) / float64(elapsed) / float64(numCPU())
 	res.steal = float64(sc) / float64(elapsed) / float64(numCPU())
@@ -325,7 +327,7 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nopen-loop latency (vegeta, fixed arrival rate), %d rounds of %s per scenario and rate, interleaved; %d cores shared by the load generator, both Traefiks, Redis, backends and issuer; %s\n\n",
 		latencyRounds, latencyDuration, numCPU(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| scenario | rate/s | p50 | p90 | p99 | p99.9 | max | failed | Traefik CPU µs/req | rig busy | steal | p50 / anchor | p99 / anchor | busy − anchor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | rate/s | p50 | p90 | p99 | p99.9 | max | failed | Traefik CPU µs/req | Redis CPU µs/req | rig busy | steal | p50 / anchor | p99 / anchor | busy − anchor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range scenarios {
 		for _, rate := range latencyRates {
 			rs := results[s.key][rate]
@@ -338,6 +340,7 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 			p999 := spread(rs, func(r latencyResult) float64 { return ms(r.p999) })
 			mx := spread(rs, func(r latencyResult) float64 { return ms(r.mx) })
 			cpu := spread(rs, func(r latencyResult) float64 { return us(r.traefikCPU) })
+			rcpu := spread(rs, func(r latencyResult) float64 { return us(r.redisCPU) })
 			busy := spread(rs, func(r latencyResult) float64 { return 100 * r.busy })
 			steal := spread(rs, func(r latencyResult) float64 { return 100 * r.steal })
 			failed := 0
@@ -350,8 +353,8 @@ func latencyReport(scenarios []latencyScenario, results map[string]map[int][]lat
 				r99 = ratios(rs, as, func(r latencyResult) float64 { return ms(r.p99) }, "×")
 				rb = diffs(rs, as, func(r latencyResult) float64 { return 100 * r.busy })
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %s | %s%% | %s%% | %s | %s | %s |\n",
-				s.name, rate, p50.f("ms"), p90.f("ms"), p99.f("ms"), p999.f("ms"), mx.f("ms"), failed, cpu.f(""), busy.f(""), steal.f(""), r50, r99, rb)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %s | %s | %s%% | %s%% | %s | %s | %s |\n",
+				s.name, rate, p50.f("ms"), p90.f("ms"), p99.f("ms"), p999.f("ms"), mx.f("ms"), failed, cpu.f(""), rcpu.f(""), busy.f(""), steal.f(""), r50, r99, rb)
 		}
 	}
 	// The rate at which p99 crosses 50 ms (median round), per scenario.
@@ -389,7 +392,11 @@ func spanOf(v []float64) span {
 		return span{}
 	}
 	sort.Float64s(v)
-	return span{mid: v[len(v)/2], lo: v[0], hi: v[len(v)-1], n: len(v)}
+	mid := v[len(v)/2]
+	if len(v)%2 == 0 { // the mean of the two middle rounds (was the upper one: the worse of two)
+		mid = (v[len(v)/2-1] + mid) / 2
+	}
+	return span{mid: mid, lo: v[0], hi: v[len(v)-1], n: len(v)}
 }
 
 // f is "median (lo–hi)unit".
@@ -459,4 +466,23 @@ func envInts(name string, def []int) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// TestSpanMedian: the median of an even number of rounds is the mean of the middle two, not
+// the worse one.
+func TestSpanMedian(t *testing.T) {
+	for _, tc := range []struct {
+		v           []float64
+		mid, lo, hi float64
+	}{
+		{[]float64{3}, 3, 3, 3},
+		{[]float64{4, 2}, 3, 2, 4},
+		{[]float64{9, 1, 5}, 5, 1, 9},
+		{[]float64{8, 1, 2, 4}, 3, 1, 8},
+	} {
+		s := spanOf(append([]float64(nil), tc.v...))
+		if s.mid != tc.mid || s.lo != tc.lo || s.hi != tc.hi || s.n != len(tc.v) {
+			t.Errorf("spanOf(%v) = %+v, want mid %v, range %v–%v", tc.v, s, tc.mid, tc.lo, tc.hi)
+		}
+	}
 }

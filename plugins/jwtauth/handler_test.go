@@ -160,12 +160,17 @@ func TestSharedKeyCache(t *testing.T) {
 		t.Fatal("another issuer shares the cache")
 	}
 	cancel1()
-	time.Sleep(50 * time.Millisecond)
+	// The release runs when ctx1's goroutine sees the cancellation: wait for it, then the
+	// count must be exactly 1 (0 would mean the other middleware's use was dropped too).
+	deadline := time.Now().Add(2 * time.Second)
+	for sharedUsers(f.issuerURL()) > 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := sharedUsers(f.issuerURL()); n != 1 {
 		t.Fatalf("users of the shared cache = %d after one of two left, want 1", n)
 	}
 	cancel2()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline = time.Now().Add(2 * time.Second)
 	for sharedUsers(f.issuerURL()) != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -355,10 +355,11 @@ func TestPoolWait(t *testing.T) {
 	})
 
 	t.Run("ctx ends while waiting", func(t *testing.T) {
-		c := newClient(t, Options{Address: s.addr(), PoolSize: 1, Timeout: time.Second})
+		c := newClient(t, Options{Address: s.addr(), PoolSize: 1, Timeout: 3 * time.Second})
 		busy := make(chan error, 1)
 		go func() {
-			_, err := c.Do(context.Background(), "BLPOP", "pool-wait", "0.3")
+			// Holds the only connection for 1 s: far longer than the ctx below.
+			_, err := c.Do(context.Background(), "BLPOP", "pool-wait", "1")
 			busy <- err
 		}()
 		waitFor(t, "the first command to hold the connection", func() bool { return c.Stats().Open == 1 })
@@ -366,7 +367,7 @@ func TestPoolWait(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := c.Do(ctx, "PING")
-		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 250*time.Millisecond {
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 800*time.Millisecond {
 			t.Fatalf("error = %v after %v; want the ctx deadline after ~50ms", err, time.Since(start))
 		}
 		if err := <-busy; err != nil {
@@ -382,18 +383,18 @@ func TestPoolWait(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	s := newRedis(t, true)
-	observer := newClient(t, Options{Address: s.addr(), PoolSize: 1, Timeout: 2 * time.Second})
+	observer := newClient(t, Options{Address: s.addr(), PoolSize: 1, Timeout: 5 * time.Second})
 	c := newClient(t, Options{Address: s.addr(), Timeout: 100 * time.Millisecond})
 	mustDo(t, c, "SET", "k", "v")
 
 	t.Run("DEBUG SLEEP", func(t *testing.T) {
 		start := time.Now()
-		_, err := c.Do(context.Background(), "DEBUG", "SLEEP", "0.6")
+		_, err := c.Do(context.Background(), "DEBUG", "SLEEP", "2")
 		elapsed := time.Since(start)
 		if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.HasPrefix(err.Error(), "resp: DEBUG: ") {
 			t.Fatalf("error = %v; want a DEBUG timeout", err)
 		}
-		if elapsed < 90*time.Millisecond || elapsed > 450*time.Millisecond {
+		if elapsed < 90*time.Millisecond || elapsed > 1500*time.Millisecond { // not the 2 s sleep
 			t.Fatalf("timed out after %v, want ~100ms", elapsed)
 		}
 		if st := c.Stats(); st.Open != 0 || st.Discarded != 1 || st.Timeouts != 1 {
@@ -422,12 +423,13 @@ func TestTimeout(t *testing.T) {
 	})
 
 	t.Run("ctx deadline sooner than Timeout", func(t *testing.T) {
-		slow := newClient(t, Options{Address: s.addr(), Timeout: 2 * time.Second})
+		slow := newClient(t, Options{Address: s.addr(), Timeout: 3 * time.Second})
+		mustDo(t, slow, "PING") // the connection is open: the deadline below is the command's, not the dial's
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err := slow.Do(ctx, "BLPOP", "nolist", "1")
-		if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 500*time.Millisecond {
+		_, err := slow.Do(ctx, "BLPOP", "nolist", "2")
+		if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
 			t.Fatalf("error = %v after %v; want a timeout after ~30ms", err, time.Since(start))
 		}
 	})
@@ -457,7 +459,8 @@ func TestMaxReplyBytes(t *testing.T) {
 
 func TestServerRestart(t *testing.T) {
 	s := newRedis(t, true)
-	c := newClient(t, Options{Address: s.addr(), PoolSize: 4, Timeout: time.Second})
+	// A long dial timeout: "fail fast" below must not be a dial that timed out.
+	c := newClient(t, Options{Address: s.addr(), PoolSize: 4, Timeout: time.Second, DialTimeout: 5 * time.Second})
 
 	// Fill the pool with idle connections.
 	var wg sync.WaitGroup
@@ -497,7 +500,7 @@ func TestServerRestart(t *testing.T) {
 			if err == nil {
 				t.Fatal("PING succeeded with the server down")
 			}
-			if time.Since(start) > 100*time.Millisecond {
+			if time.Since(start) > 500*time.Millisecond {
 				t.Fatalf("failing took %v", time.Since(start))
 			}
 			t.Logf("server down: %v", err)

@@ -37,8 +37,8 @@ func TestFourGatewaysOneLimit(t *testing.T) {
 		name  string
 		redis map[string]any
 	}{
-		{"standalone", map[string]any{"address": rd.Addr(), "timeout": "500ms"}},
-		{"cluster", map[string]any{"cluster": map[string]any{"addresses": seeds}, "timeout": "500ms"}},
+		{"standalone", map[string]any{"address": rd.Addr(), "timeout": "2s"}},
+		{"cluster", map[string]any{"cluster": map[string]any{"addresses": seeds}, "timeout": "2s"}},
 	}
 	var routes []rlRoute
 	for _, topo := range topologies {

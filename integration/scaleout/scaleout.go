@@ -51,7 +51,9 @@ func Load(urls []string, clients []string, workers int, d time.Duration) []Sampl
 			for i := 0; time.Now().Before(end); i++ {
 				c := mine[i%len(mine)]
 				g := (i + w) % len(urls)
-				s := Sample{Client: c, Gateway: g, Send: time.Now()}
+				// Wall-clock readings (Round(0) drops the monotonic part): the scripts count
+				// on Redis' TIME, the wall clock, which may be slewed against the monotonic one.
+				s := Sample{Client: c, Gateway: g, Send: time.Now().Round(0)}
 				req, _ := http.NewRequest(http.MethodGet, urls[g], nil)
 				req.Header.Set("X-Auth-Client", c)
 				res, err := hc.Do(req)
@@ -60,7 +62,7 @@ func Load(urls []string, clients []string, workers int, d time.Duration) []Sampl
 					res.Body.Close()
 					s.Code = res.StatusCode
 				}
-				s.Recv = time.Now()
+				s.Recv = time.Now().Round(0)
 				out = append(out, s)
 			}
 			mu.Lock()

@@ -107,7 +107,7 @@ func RunRestart(addr string, stop func(), start func() error) []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.Do(ctx, "BLPOP", "nolist", "0.05")
+			c.Do(ctx, "BLPOP", "nolist", "0.5") // long enough for the three to overlap, even interpreted
 		}()
 	}
 	wg.Wait()

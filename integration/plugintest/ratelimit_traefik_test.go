@@ -59,7 +59,7 @@ func rlDynamic(upstreamURL string, routes ...rlRoute) (string, []string) {
 // test never sees the window move).
 func rlTraefikConfig(addr, prefix, algorithm, policy string, requests int) map[string]any {
 	return map[string]any{
-		"redis":         map[string]any{"address": addr},
+		"redis":         map[string]any{"address": addr, "timeout": "1s"}, // see rlBase
 		"keyPrefix":     prefix,
 		"algorithm":     algorithm,
 		"failurePolicy": policy,

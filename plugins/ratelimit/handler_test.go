@@ -39,6 +39,9 @@ func redisHandler(tb testing.TB, addr string, clock func() time.Time, edit func(
 	tb.Helper()
 	c := CreateConfig()
 	c.Redis.Address = addr
+	// 1 s, not the default 100 ms: a pause of a slow machine must not turn into a timeout and
+	// a fallback in tests that count exactly (tests of timeouts set their own).
+	c.Redis.Timeout = "1s"
 	c.Limits = []Limit{{Requests: 3, Window: "1h"}}
 	if edit != nil {
 		edit(c)

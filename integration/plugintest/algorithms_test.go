@@ -117,10 +117,7 @@ func TestJWTAuthEveryAlgorithm(t *testing.T) {
 				return h
 			}
 			do := func(h http.Handler, tok string) (int, string) {
-				r := httptest.NewRequest(http.MethodGet, "/", nil)
-				r.Header.Set("Authorization", "Bearer "+tok)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
+				w := serveBearer(h, tok)
 				var body struct {
 					Description string `json:"error_description"`
 				}

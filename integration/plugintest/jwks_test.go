@@ -45,13 +45,7 @@ func TestJWTAuthJWKSFetchPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			do := func(tok string) int {
-				r := httptest.NewRequest(http.MethodGet, "/", nil)
-				r.Header.Set("Authorization", "Bearer "+tok)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				return w.Code
-			}
+			do := func(tok string) int { return serveBearer(h, tok).Code }
 			// The background refresher fetches once at start.
 			for deadline := time.Now().Add(5 * time.Second); fetches.Load() == 0 && time.Now().Before(deadline); {
 				time.Sleep(10 * time.Millisecond)

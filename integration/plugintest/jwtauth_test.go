@@ -575,13 +575,7 @@ func TestJWTAuthKeyRotationAndIdPOutage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			do := func(tok string) int {
-				r := httptest.NewRequest(http.MethodGet, "/", nil)
-				r.Header.Set("Authorization", "Bearer "+tok)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				return w.Code
-			}
+			do := func(tok string) int { return serveBearer(h, tok).Code }
 			old := token(t, iss, nil)
 			if c := do(old); c != 200 {
 				t.Fatalf("first token: %d", c)

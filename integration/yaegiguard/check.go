@@ -3,9 +3,10 @@
 // passes its compiled tests cannot break inside Traefik.
 //
 // The rules it enforces — tuple-assign, multi-case, variadic-field, select, errors-as,
-// builtin-minmax, range-int, range-chan-slice, loop-alias, unnamed-param — are explained, with what to write
-// instead, in docs/yaegi.md, the one list of rules for plugin code; a rule added here must be
-// added there (integration/docscheck checks that every rule reported here is documented).
+// builtin-minmax, range-int, range-chan-slice, loop-alias, unnamed-param — are explained,
+// with what to write instead, in docs/yaegi.md, the one list of rules for plugin code; a rule
+// added here must be added there (integration/docscheck checks that every rule reported here
+// is documented).
 //
 // The rules are mostly syntactic and err on the side of caution; testdata/src/example.com/cases
 // holds, for each rule, forms that Yaegi gets wrong (flagged), forms it gets right (not
@@ -399,8 +400,6 @@ func (c *checker) checkNewerGo(call *ast.CallExpr) {
 	}
 }
 
-// checkRangeInt flags `for i := range n` over an integer, which makes Yaegi v0.16.1 panic at
-// import. It needs types.
 // checkUnnamedParams reports a function (declared or literal) with a parameter that has no
 // name, not even _, and a body that is not empty: under Yaegi v0.16.1 the values such a
 // function computes can land in the slots of its parameters and results (reflect.Set panics:
@@ -417,6 +416,8 @@ func (c *checker) checkUnnamedParams(ft *ast.FuncType, body *ast.BlockStmt) {
 	}
 }
 
+// checkRangeInt flags `for i := range n` over an integer, which makes Yaegi v0.16.1 panic at
+// import. It needs types.
 func (c *checker) checkRangeInt(r *ast.RangeStmt) {
 	if c.info == nil {
 		return

@@ -186,9 +186,6 @@ func TestFailoverAndRecovery(t *testing.T) {
 			l, rdb := redisHandler(t, rd.addr(), clock.now, func(c *Config) {
 				c.FailurePolicy = policy
 				c.KeyPrefix = "f-" + policy
-				// Redis is killed, not slowed: failures are refused connections, and a slow
-				// machine must not turn the first request or the probe into a timeout.
-				c.Redis.Timeout = "1s"
 			})
 			var logs bytes.Buffer
 			l.logTo = &logs

@@ -56,8 +56,10 @@ bench: traefik ## closed-loop throughput (wrk): Traefik bare vs the plugins, flo
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench(JWT|RateLimit|FourGateways)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-results.txt | grep -v '^=== RUN'
 
 .PHONY: bench-latency bench-memory
+# The open-loop latency bench, run from integration/ (bench-latency and bench-compiled).
+LATENCY_BENCH = PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLatency$$' -v ./bench/
 bench-latency: traefik ## open-loop latency (vegeta at BENCH_RATES, default 500,1000,2000/s): plugins alone and the full TLS chain beside the native chain (~15 min)
-	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLatency$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-latency-results.txt | grep -v '^=== RUN'
+	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) $(LATENCY_BENCH) 2>&1 | tee $(CURDIR)/bench-latency-results.txt | grep -v '^=== RUN'
 
 bench-memory: traefik ## Traefik's resident memory: no plugin, the plugins, the gateway under BENCH_MEMORY_DURATION (10m) of load; the live heap of one interpreter per package
 	cd integration && TRAEFIK_BIN=$$(bash ../.ci/build-traefik) PAVILION_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench(InterpreterHeap|Memory)$$' -v ./bench/ 2>&1 | tee $(CURDIR)/bench-memory-results.txt | grep -v '^=== RUN'
@@ -69,9 +71,8 @@ bench-compiled: traefik ## the interpreter's share of the suite's cost: bench-la
 	  for r in $$(seq $${BENCH_COMPILED_ROUNDS:-2}); do for v in interpreted compiled; do \
 	    bin=$$stock; if [ $$v = compiled ]; then bin=$$compiled; fi; \
 	    echo "== round $$r: the suite $$v ($$bin), $$(date -u '+%F %H:%M UTC')" | tee -a $$out; \
-	    (cd integration && TRAEFIK_BIN=$$bin PAVILION_BENCH=1 BENCH_SCENARIOS=$${BENCH_SCENARIOS:-bare,native,ours,suite,chain,gateway} \
-	      BENCH_RATES=$${BENCH_RATES:-1000} BENCH_LATENCY_ROUNDS=$${BENCH_LATENCY_ROUNDS:-2} \
-	      $(GO) test -count=1 -timeout 30m -run '^TestBenchLatency$$' -v ./bench/) 2>&1 | grep -E '^(\||open-loop|--- |FAIL|ok )' | tee -a $$out; \
+	    (cd integration && TRAEFIK_BIN=$$bin BENCH_SCENARIOS=$${BENCH_SCENARIOS:-bare,native,ours,suite,chain,gateway} \
+	      BENCH_RATES=$${BENCH_RATES:-1000} BENCH_LATENCY_ROUNDS=$${BENCH_LATENCY_ROUNDS:-2} $(LATENCY_BENCH)) 2>&1 | grep -E '^(\||open-loop|--- |FAIL|ok )' | tee -a $$out; \
 	  done; done
 
 .PHONY: soak soak-short
